@@ -1,1 +1,63 @@
-//! placeholder
+//! The sandbox executor: runs each evaluation in a fresh runner child.
+//!
+//! Use this crate when you want to run untrusted commands from Rust with hard
+//! limits and a precise [`Outcome`]: every call to [`Executor::evaluate`] spawns
+//! a new runner process, talks to it over a private `interprocess` local socket
+//! (bincode frames, see the `frame` module), enforces the wall-clock timeout by
+//! killing the evaluation's whole process tree, and keeps at most `max_output`
+//! bytes of output in memory however much the child writes.
+//!
+//! # The runner
+//!
+//! The runner is the same program as the caller, started again in runner mode, or
+//! the bundled `sandbox-runner` binary. With the default
+//! [`RunnerProgram::CurrentExe`], call [`dispatch`] first thing in `main`: in a
+//! runner child it takes over and never returns, everywhere else it returns at
+//! once. No separate install step is needed.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sandbox_exec::{Command, EvalRequest, Executor};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     sandbox_exec::dispatch(); // becomes the runner in runner children
+//!
+//!     let executor = Executor::new()?;
+//!     let request = EvalRequest::new(Command::shell("echo hello; echo oops >&2"))
+//!         .timeout(Duration::from_secs(5));
+//!     let outcome = executor.evaluate_blocking(request)?;
+//!     assert!(outcome.status.success());
+//!     print!("{}", outcome.output_text());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Library users who cannot edit `main` (test harnesses, plugins) point the
+//! executor at the bundled runner: `Executor::with_runner(RunnerProgram::path(…))`.
+
+#![cfg_attr(not(target_os = "linux"), allow(unused))]
+
+mod capture;
+mod error;
+mod executor;
+mod frame;
+mod observe;
+mod protocol;
+mod runner;
+
+#[cfg(target_os = "linux")]
+mod cgroup;
+#[cfg(target_os = "linux")]
+mod endpoint;
+#[cfg(target_os = "linux")]
+mod limits;
+
+pub use error::ExecError;
+pub use executor::{Executor, RunnerProgram};
+pub use frame::FrameError;
+pub use observe::{NoObserver, Observer, OutputStream};
+pub use runner::{dispatch, runner_main};
+
+pub use sandbox_core::{
+    Command, EvalRequest, Limits, Outcome, OutputLimitAction, Status, TruncateMode,
+};

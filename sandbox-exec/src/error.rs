@@ -1,0 +1,82 @@
+use std::io;
+use std::path::PathBuf;
+
+use sandbox_core::LimitKind;
+
+use crate::FrameError;
+
+/// Why the executor could not run an evaluation at all.
+///
+/// Everything that happens to the evaluated code itself, including a runner that
+/// dies mid-way, is an [`Outcome`](sandbox_core::Outcome) instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// A field of the request has a value the executor cannot honour.
+    #[error("invalid request: {field}: {reason}")]
+    InvalidRequest {
+        /// The field, as named in `EvalRequest`.
+        field: &'static str,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// The path of the running program, needed for [`RunnerProgram::CurrentExe`](crate::RunnerProgram::CurrentExe), is unknown.
+    #[error("cannot find the current executable to start the runner: {0}")]
+    CurrentExe(#[source] io::Error),
+    /// The runner process could not be spawned.
+    #[error("cannot start the runner {program}: {source}")]
+    SpawnRunner {
+        /// The runner program.
+        program: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The private socket the runner connects to could not be created.
+    #[error("cannot create the private runner endpoint in {dir}: {source}")]
+    Endpoint {
+        /// The private directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The runner started but did not complete the handshake.
+    #[error("runner {program} failed the handshake: {reason}")]
+    Handshake {
+        /// The runner program.
+        program: PathBuf,
+        /// What went wrong, e.g. a malformed frame or a protocol mismatch.
+        reason: String,
+    },
+    /// The channel to the runner failed while the request was being sent.
+    #[error("cannot talk to the runner: {0}")]
+    Channel(#[from] FrameError),
+    /// A requested limit cannot be enforced on this machine.
+    #[error("the {limit} limit cannot be enforced here: {reason}")]
+    LimitUnavailable {
+        /// The limit.
+        limit: LimitKind,
+        /// Why, and what would make it work.
+        reason: String,
+    },
+    /// Preparing the evaluation (pipes, cgroups) failed.
+    #[error("cannot prepare the evaluation: {what}: {source}")]
+    Prepare {
+        /// What was being prepared, with its path where there is one.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// [`Executor::evaluate_blocking`](crate::Executor::evaluate_blocking) was called
+    /// from inside a tokio runtime, where it would block a worker thread.
+    #[error("evaluate_blocking was called inside a tokio runtime; use `evaluate(..).await` there")]
+    BlockingInsideRuntime,
+    /// The private runtime of `evaluate_blocking` could not be started.
+    #[error("cannot start a tokio runtime for evaluate_blocking: {0}")]
+    Runtime(#[source] io::Error),
+    /// The executor does not run on this operating system yet.
+    #[error("sandbox-exec does not run evaluations on {0} yet")]
+    Unsupported(&'static str),
+}

@@ -1,0 +1,108 @@
+//! The parent side: spawning runners and turning what they report into outcomes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sandbox_core::{EvalRequest, Outcome};
+
+use crate::{ExecError, NoObserver, Observer};
+
+/// Which program the executor starts as the runner child.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunnerProgram {
+    /// The running program itself; its `main` must call [`dispatch`](crate::dispatch) first.
+    #[default]
+    CurrentExe,
+    /// Another program that acts as the runner, such as the bundled `sandbox-runner`.
+    Path {
+        /// The program.
+        program: PathBuf,
+        /// Arguments passed before anything the executor adds.
+        args: Vec<OsString>,
+    },
+}
+
+impl RunnerProgram {
+    /// A runner program started without extra arguments.
+    pub fn path(program: impl Into<PathBuf>) -> Self {
+        RunnerProgram::Path {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// Runs evaluations, each in a fresh runner child. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl Executor {
+    /// An executor whose runner is the running program (see [`dispatch`](crate::dispatch)).
+    pub fn new() -> Result<Self, ExecError> {
+        Self::with_runner(RunnerProgram::CurrentExe)
+    }
+
+    /// An executor that starts `runner` for each evaluation.
+    pub fn with_runner(runner: RunnerProgram) -> Result<Self, ExecError> {
+        let (program, args) = match runner {
+            RunnerProgram::CurrentExe => (
+                std::env::current_exe().map_err(ExecError::CurrentExe)?,
+                Vec::new(),
+            ),
+            RunnerProgram::Path { program, args } => (program, args),
+        };
+        Ok(Executor {
+            inner: Arc::new(Inner { program, args }),
+        })
+    }
+
+    /// Runs `request` in a fresh runner child and reports what happened.
+    pub async fn evaluate(&self, request: EvalRequest) -> Result<Outcome, ExecError> {
+        self.evaluate_observed(request, &mut NoObserver).await
+    }
+
+    /// Like [`evaluate`](Self::evaluate), telling `observer` what happens as it happens.
+    pub async fn evaluate_observed(
+        &self,
+        request: EvalRequest,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome, ExecError> {
+        let _ = (request, observer, &self.inner);
+        todo!()
+    }
+
+    /// Runs `request` on a private single-threaded runtime, blocking the caller.
+    ///
+    /// Returns [`ExecError::BlockingInsideRuntime`] when called from inside a tokio
+    /// runtime: use [`evaluate`](Self::evaluate) there.
+    pub fn evaluate_blocking(&self, request: EvalRequest) -> Result<Outcome, ExecError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(ExecError::BlockingInsideRuntime);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ExecError::Runtime)?;
+        runtime.block_on(self.evaluate(request))
+    }
+}
+
+impl sandbox_core::Executor for Executor {
+    type Error = ExecError;
+
+    fn evaluate(
+        &self,
+        request: EvalRequest,
+    ) -> impl std::future::Future<Output = Result<Outcome, ExecError>> + Send {
+        Executor::evaluate(self, request)
+    }
+}

@@ -1,1 +1,88 @@
-//! protocol
+//! The messages exchanged between the executor and a runner child.
+//!
+//! The runner speaks first ([`Hello`]); the executor answers with one [`Job`];
+//! the runner then reports [`Report`]s until the evaluation ends. Everything is
+//! framed by [`frame`](crate::frame).
+
+use std::path::PathBuf;
+
+use sandbox_core::Termination;
+
+/// Identifies a runner of ours speaking this protocol.
+pub(crate) const MAGIC: [u8; 8] = *b"sbx-runr";
+
+/// The runner's first frame: proves it is the child we spawned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Hello {
+    pub magic: [u8; 8],
+    pub version: u32,
+    /// The secret the executor passed to this child in its environment.
+    pub token: [u8; 16],
+}
+
+/// A resource limit the runner sets with `setrlimit` in each child before exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Rlimit {
+    /// The `RLIMIT_*` resource number.
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything the runner needs to run one evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Job {
+    /// The command's argument vector.
+    pub argv: Vec<String>,
+    /// Setup steps, each an argument vector.
+    pub setup: Vec<Vec<String>>,
+    /// The complete environment of setup steps and command.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    /// Whether the runner must create a user namespace to be allowed a pid namespace.
+    pub user_namespace: bool,
+    /// Files the evaluation's init writes `0` into, to join its cgroups.
+    pub cgroup_procs: Vec<PathBuf>,
+    pub rlimits: Vec<Rlimit>,
+    /// Most bytes of a failing setup step's output to report.
+    pub max_setup_output: usize,
+}
+
+/// Resource usage of the evaluation's processes, as `getrusage` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Usage {
+    pub user_us: u64,
+    pub sys_us: u64,
+    pub max_rss_kib: u64,
+}
+
+/// What the runner reports while and after running a job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Report {
+    /// The evaluation's init process exists; this is its pid as the executor sees
+    /// it. Killing it kills every process of the evaluation.
+    Started { init_pid: u32 },
+    /// A setup step failed; the command did not run.
+    SetupFailed {
+        step: usize,
+        termination: Termination,
+        /// Its output, truncated with the usual marker.
+        output: Vec<u8>,
+    },
+    /// The command could not be executed.
+    SpawnFailed { reason: String, code: i32 },
+    /// The command ended.
+    Finished {
+        termination: Termination,
+        usage: Usage,
+    },
+    /// The runner could not prepare the evaluation.
+    Failed { reason: String },
+}
+
+impl Report {
+    /// Whether the evaluation is over once this report arrives.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Report::Started { .. })
+    }
+}

@@ -28,6 +28,7 @@ mod id;
 mod limits;
 mod outcome;
 mod request;
+mod units;
 mod violation;
 
 pub use bytes::format_bytes;
@@ -40,4 +41,5 @@ pub use request::{
     Command, EvalRequest, OutputLimitAction, TruncateMode, DEFAULT_ENV_ALLOWLIST,
     DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT,
 };
+pub use units::{format_duration, parse_duration, parse_size, UnitError, UnitProblem};
 pub use violation::{Violation, ViolationKind};

@@ -1,1 +1,220 @@
-//! cgroup
+//! cgroup v1 memory and pids controllers for one evaluation.
+//!
+//! Used where this process may create cgroups (as root on hosts with the v1
+//! controllers mounted, as on these machines): unlike rlimits they cover the
+//! whole process tree and count what they refuse, so `memory_limit` and
+//! `pids_limit` are known rather than guessed.
+//!
+//! cgroup v2 is not used yet: it needs a delegated subtree with the memory and
+//! pids controllers enabled, which these machines do not offer to test against.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Where the v1 controllers this module uses are mounted, if they are.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Support {
+    /// `<memory mount>/<our cgroup>`.
+    pub memory: Option<PathBuf>,
+    /// `<pids mount>/<our cgroup>`.
+    pub pids: Option<PathBuf>,
+}
+
+/// What this host offers, read once per process.
+pub(crate) fn support() -> &'static Support {
+    static SUPPORT: OnceLock<Support> = OnceLock::new();
+    SUPPORT.get_or_init(|| {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Support {
+            memory: v1_base(&mountinfo, &own, "memory"),
+            pids: v1_base(&mountinfo, &own, "pids"),
+        }
+    })
+}
+
+/// The directory of our own cgroup in the v1 hierarchy that has `controller`.
+fn v1_base(mountinfo: &str, own_cgroups: &str, controller: &str) -> Option<PathBuf> {
+    let mount = mountinfo.lines().find_map(|line| {
+        let (mount_part, fs_part) = line.split_once(" - ")?;
+        let mut fs = fs_part.split_whitespace();
+        let (fstype, _source, options) = (fs.next()?, fs.next()?, fs.next()?);
+        let has = options.split(',').any(|o| o == controller);
+        (fstype == "cgroup" && has).then(|| mount_part.split_whitespace().nth(4))?
+    })?;
+    let own = own_cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.trim_start_matches('/').to_string())
+    })?;
+    Some(Path::new(mount).join(own))
+}
+
+/// The cgroups of one evaluation; removed by [`remove`](Self::remove).
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    memory: Option<PathBuf>,
+    pids: Option<PathBuf>,
+}
+
+/// What the controllers counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stats {
+    /// Processes the OOM killer killed for the memory limit.
+    pub oom_kills: u64,
+    /// Times the memory limit was hit.
+    pub memory_failcnt: u64,
+    /// Peak memory of the whole tree.
+    pub peak_memory: Option<u64>,
+    /// Forks refused by the pids limit.
+    pub pids_refused: u64,
+}
+
+fn write(path: &Path, value: &str) -> io::Result<()> {
+    std::fs::write(path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("writing {value:?} to {}: {e}", path.display()),
+        )
+    })
+}
+
+impl Cgroup {
+    /// Creates cgroups named `name` with the given limits, each under its
+    /// controller's base from `support`. `pids` counts the evaluation's init too.
+    pub fn create(
+        support: &Support,
+        name: &str,
+        memory: Option<u64>,
+        pids: Option<u32>,
+    ) -> io::Result<Self> {
+        let mut cgroup = Cgroup {
+            memory: None,
+            pids: None,
+        };
+        let make = |base: &Path| -> io::Result<PathBuf> {
+            let dir = base.join("sandbox").join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+            })?;
+            Ok(dir)
+        };
+        if let (Some(limit), Some(base)) = (memory, &support.memory) {
+            let dir = make(base)?;
+            cgroup.memory = Some(dir.clone());
+            write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            let swap = dir.join("memory.memsw.limit_in_bytes");
+            if swap.exists() {
+                write(&swap, &limit.to_string())?;
+            }
+        }
+        if let (Some(limit), Some(base)) = (pids, &support.pids) {
+            let dir = make(base)?;
+            cgroup.pids = Some(dir.clone());
+            write(&dir.join("pids.max"), &limit.to_string())?;
+        }
+        Ok(cgroup)
+    }
+
+    pub fn has_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    pub fn has_pids(&self) -> bool {
+        self.pids.is_some()
+    }
+
+    /// The files init writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        [&self.memory, &self.pids]
+            .into_iter()
+            .flatten()
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).ok();
+        let field = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut stats = Stats::default();
+        if let Some(dir) = &self.memory {
+            stats.oom_kills = read(dir, "memory.oom_control")
+                .and_then(|t| field(&t, "oom_kill "))
+                .unwrap_or(0);
+            stats.memory_failcnt = read(dir, "memory.failcnt")
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            stats.peak_memory =
+                read(dir, "memory.max_usage_in_bytes").and_then(|t| t.trim().parse().ok());
+        }
+        if let Some(dir) = &self.pids {
+            stats.pids_refused = read(dir, "pids.events")
+                .and_then(|t| field(&t, "max "))
+                .unwrap_or(0);
+        }
+        stats
+    }
+
+    /// Removes the cgroups. The kernel refuses while a killed process is still
+    /// being torn down, so this retries for a short while.
+    pub fn remove(self) {
+        for dir in [self.memory, self.pids].into_iter().flatten() {
+            for attempt in 0..200 {
+                match std::fs::remove_dir(&dir) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove cgroup");
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+35 24 0:30 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+36 24 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:11 - cgroup cgroup rw,memory
+37 24 0:32 / /sys/fs/cgroup/pids rw,nosuid shared:12 - cgroup cgroup rw,pids
+38 24 0:33 / /sys/fs/cgroup/cpu,cpuacct rw shared:13 - cgroup cgroup rw,cpu,cpuacct";
+
+    const OWN: &str = "\
+12:pids:/user.slice
+11:memory:/user.slice/session-1.scope
+0::/user.slice/session-1.scope";
+
+    #[test]
+    fn v1_controllers_are_found_under_our_own_cgroup() {
+        assert_eq!(
+            v1_base(MOUNTINFO, OWN, "memory"),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/memory/user.slice/session-1.scope"
+            ))
+        );
+        assert_eq!(
+            v1_base(MOUNTINFO, OWN, "pids"),
+            Some(PathBuf::from("/sys/fs/cgroup/pids/user.slice"))
+        );
+    }
+
+    #[test]
+    fn a_controller_that_is_not_mounted_is_absent() {
+        assert_eq!(v1_base(MOUNTINFO, OWN, "cpuset"), None);
+    }
+}

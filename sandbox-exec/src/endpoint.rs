@@ -1,1 +1,162 @@
-//! endpoint
+//! The private endpoint a runner connects back to, and how the executor makes
+//! sure the peer is the child it spawned.
+//!
+//! Three locks, any one of which keeps strangers out: the socket lives in a
+//! directory only our uid can enter (mode 0700); the accepted peer's pid
+//! (`SO_PEERCRED`) must be the runner's; and the runner must present a 128-bit
+//! token that was passed only in its environment (readable only by its own user).
+
+use std::fmt::Write as _;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::tokio::prelude::*;
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+
+use crate::frame;
+use crate::protocol::{Hello, MAGIC};
+
+/// A directory only this user can enter, removed on drop.
+#[derive(Debug)]
+pub(crate) struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    pub fn create() -> io::Result<Self> {
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let path = base.join(format!(
+            "sandbox-{}-{}",
+            std::process::id(),
+            token_hex(&new_token()?)
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(PrivateDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A fresh secret.
+pub(crate) fn new_token() -> io::Result<[u8; 16]> {
+    let mut token = [0; 16];
+    getrandom::getrandom(&mut token).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(token)
+}
+
+pub(crate) fn token_hex(token: &[u8; 16]) -> String {
+    token.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub(crate) fn parse_token(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut token = [0; 16];
+    for (i, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(token)
+}
+
+/// A listening socket for one runner.
+pub(crate) struct Endpoint {
+    path: PathBuf,
+    listener: Listener,
+}
+
+impl Endpoint {
+    pub fn bind(dir: &PrivateDir, name: &str) -> io::Result<Self> {
+        let path = dir.path().join(format!("{name}.sock"));
+        let listener = ListenerOptions::new()
+            .name(path.as_path().to_fs_name::<GenericFilePath>()?)
+            .create_tokio()?;
+        Ok(Endpoint { path, listener })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts connections until one comes from `runner_pid` with the right
+    /// token and a compatible protocol; strangers are dropped and logged.
+    pub async fn accept_runner(&self, runner_pid: u32, token: &[u8; 16]) -> Result<Stream, String> {
+        loop {
+            let mut stream = self
+                .listener
+                .accept()
+                .await
+                .map_err(|e| format!("accepting on {} failed: {e}", self.path.display()))?;
+            let peer = stream.peer_creds().ok().and_then(|c| c.pid());
+            if peer != Some(runner_pid as _) {
+                tracing::warn!(
+                    ?peer,
+                    runner_pid,
+                    "refused a connection from a process that is not the runner"
+                );
+                continue;
+            }
+            let hello: Hello = frame::read_async(&mut stream)
+                .await
+                .map_err(|e| format!("reading its hello: {e}"))?;
+            if hello.magic != MAGIC {
+                return Err("its hello is not a sandbox runner's".into());
+            }
+            if hello.version != frame::PROTOCOL_VERSION {
+                return Err(format!(
+                    "it speaks protocol version {}, this executor {} (runner and library from different builds?)",
+                    hello.version,
+                    frame::PROTOCOL_VERSION
+                ));
+            }
+            if &hello.token != token {
+                return Err("it presented the wrong token".into());
+            }
+            return Ok(stream);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_through_hex() {
+        let token = new_token().unwrap();
+        assert_eq!(parse_token(&token_hex(&token)), Some(token));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        assert_eq!(parse_token("abc"), None);
+        assert_eq!(parse_token(&"zz".repeat(16)), None);
+    }
+
+    #[test]
+    fn the_private_dir_is_closed_to_others_and_removed_on_drop() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PrivateDir::create().unwrap();
+        let path = dir.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

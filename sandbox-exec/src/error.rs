@@ -49,6 +49,12 @@ pub enum ExecError {
         /// What went wrong, e.g. a malformed frame or a protocol mismatch.
         reason: String,
     },
+    /// The runner could not prepare the evaluation (namespaces, cgroups).
+    #[error("the runner could not prepare the evaluation: {reason}")]
+    RunnerFailed {
+        /// What it could not do, and why.
+        reason: String,
+    },
     /// The channel to the runner failed while the request was being sent.
     #[error("cannot talk to the runner: {0}")]
     Channel(#[from] FrameError),

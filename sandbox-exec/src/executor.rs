@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sandbox_core::{EvalRequest, Outcome};
+use tracing::Instrument;
 
 use crate::{ExecError, NoObserver, Observer};
 
@@ -43,6 +44,9 @@ pub struct Executor {
 struct Inner {
     program: PathBuf,
     args: Vec<OsString>,
+    /// Holds the runners' sockets; removed when the last clone is dropped.
+    #[cfg(target_os = "linux")]
+    dir: crate::endpoint::PrivateDir,
 }
 
 impl Executor {
@@ -60,8 +64,18 @@ impl Executor {
             ),
             RunnerProgram::Path { program, args } => (program, args),
         };
+        #[cfg(target_os = "linux")]
+        let dir = crate::endpoint::PrivateDir::create().map_err(|source| ExecError::Endpoint {
+            dir: std::env::temp_dir(),
+            source,
+        })?;
         Ok(Executor {
-            inner: Arc::new(Inner { program, args }),
+            inner: Arc::new(Inner {
+                program,
+                args,
+                #[cfg(target_os = "linux")]
+                dir,
+            }),
         })
     }
 
@@ -76,8 +90,24 @@ impl Executor {
         request: EvalRequest,
         observer: &mut dyn Observer,
     ) -> Result<Outcome, ExecError> {
-        let _ = (request, observer, &self.inner);
-        todo!()
+        let span =
+            tracing::info_span!("evaluate", id = %request.id, command = %request.command.display());
+        #[cfg(target_os = "linux")]
+        {
+            let runner = crate::evaluation::Runner {
+                program: &self.inner.program,
+                args: &self.inner.args,
+                dir: &self.inner.dir,
+            };
+            crate::evaluation::evaluate(runner, request, observer)
+                .instrument(span)
+                .await
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (request, observer, span);
+            Err(ExecError::Unsupported(std::env::consts::OS))
+        }
     }
 
     /// Runs `request` on a private single-threaded runtime, blocking the caller.

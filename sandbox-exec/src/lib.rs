@@ -38,6 +38,7 @@
 #![cfg_attr(not(target_os = "linux"), allow(unused))]
 
 mod capture;
+mod classify;
 mod error;
 mod executor;
 mod frame;
@@ -49,6 +50,8 @@ mod runner;
 mod cgroup;
 #[cfg(target_os = "linux")]
 mod endpoint;
+#[cfg(target_os = "linux")]
+mod evaluation;
 #[cfg(target_os = "linux")]
 mod limits;
 

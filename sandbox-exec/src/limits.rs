@@ -1,1 +1,151 @@
-//! limits
+//! Choosing how each requested limit is enforced: a cgroup where this process
+//! can create one, an rlimit otherwise, and a clear refusal where neither works.
+
+use sandbox_core::{LimitEnforcement, LimitKind, Limits, Mechanism};
+
+use crate::cgroup::{self, Cgroup};
+use crate::protocol::Rlimit;
+use crate::ExecError;
+
+/// How the limits of one evaluation are enforced.
+#[derive(Debug)]
+pub(crate) struct LimitPlan {
+    pub rlimits: Vec<Rlimit>,
+    pub cgroup: Option<Cgroup>,
+    pub enforcement: Vec<LimitEnforcement>,
+}
+
+/// Processes of ours inside the evaluation besides the user's: init, and with
+/// rlimits the runner too (RLIMIT_NPROC counts every process of the user in the
+/// namespace).
+const INIT_PROCESSES: u32 = 1;
+const RUNNER_PROCESSES: u32 = 2;
+
+fn rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Rlimit {
+    Rlimit {
+        resource: resource as i32,
+        soft: value,
+        hard: value,
+    }
+}
+
+/// Plans `limits` for an evaluation named `name`, creating its cgroups.
+pub(crate) fn plan(limits: &Limits, name: &str, privileged: bool) -> Result<LimitPlan, ExecError> {
+    let support = cgroup::support();
+    let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
+    let use_pids_cgroup = limits.pids.is_some() && support.pids.is_some();
+    let cgroup = if use_memory_cgroup || use_pids_cgroup {
+        match Cgroup::create(
+            support,
+            name,
+            limits.memory.filter(|_| use_memory_cgroup),
+            limits
+                .pids
+                .filter(|_| use_pids_cgroup)
+                .map(|n| n + INIT_PROCESSES),
+        ) {
+            Ok(c) => Some(c),
+            // Unprivileged users see the mounts but may not create cgroups:
+            // fall back to rlimits below.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => None,
+            Err(e) => {
+                return Err(ExecError::Prepare {
+                    what: "the evaluation's cgroup".into(),
+                    source: e,
+                })
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut plan = LimitPlan {
+        rlimits: Vec::new(),
+        cgroup: None,
+        enforcement: Vec::new(),
+    };
+    let enforced = |limit, mechanism, detail: String| LimitEnforcement {
+        limit,
+        mechanism,
+        detail,
+    };
+    if let Some(bytes) = limits.memory {
+        if cgroup.as_ref().is_some_and(Cgroup::has_memory) {
+            plan.enforcement.push(enforced(
+                LimitKind::Memory,
+                Mechanism::CgroupV1,
+                format!("memory.limit_in_bytes={bytes}"),
+            ));
+        } else {
+            plan.rlimits.push(rlimit(libc::RLIMIT_AS, bytes));
+            plan.enforcement.push(enforced(
+                LimitKind::Memory,
+                Mechanism::Rlimit,
+                format!("RLIMIT_AS={bytes} per process"),
+            ));
+        }
+    }
+    if let Some(n) = limits.pids {
+        if cgroup.as_ref().is_some_and(Cgroup::has_pids) {
+            plan.enforcement.push(enforced(
+                LimitKind::Pids,
+                Mechanism::CgroupV1,
+                format!(
+                    "pids.max={} (the evaluation's {n} plus its init)",
+                    n + INIT_PROCESSES
+                ),
+            ));
+        } else if privileged {
+            return Err(ExecError::LimitUnavailable {
+                limit: LimitKind::Pids,
+                reason: "RLIMIT_NPROC is not enforced for root and no cgroup pids controller \
+                         is available; mount the cgroup v1 pids controller, or run as an \
+                         ordinary user"
+                    .into(),
+            });
+        } else {
+            let max = n + RUNNER_PROCESSES;
+            plan.rlimits.push(rlimit(libc::RLIMIT_NPROC, max as u64));
+            plan.enforcement.push(enforced(
+                LimitKind::Pids,
+                Mechanism::Rlimit,
+                format!("RLIMIT_NPROC={max} in the evaluation's user namespace (the evaluation's {n} plus runner and init)"),
+            ));
+        }
+    }
+    if let Some(cpu) = limits.cpu_time {
+        // RLIMIT_CPU counts whole seconds: round up so the limit is never
+        // stricter than asked. SIGXCPU at the soft limit, SIGKILL a second later.
+        let secs = cpu.as_secs() + u64::from(cpu.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        plan.rlimits.push(Rlimit {
+            resource: libc::RLIMIT_CPU as i32,
+            soft: secs,
+            hard: secs + 1,
+        });
+        plan.enforcement.push(enforced(
+            LimitKind::CpuTime,
+            Mechanism::Rlimit,
+            format!("RLIMIT_CPU={secs}s per process"),
+        ));
+    }
+    if let Some(bytes) = limits.file_size {
+        plan.rlimits.push(rlimit(libc::RLIMIT_FSIZE, bytes));
+        plan.enforcement.push(enforced(
+            LimitKind::FileSize,
+            Mechanism::Rlimit,
+            format!("RLIMIT_FSIZE={bytes}"),
+        ));
+    }
+    if let Some(n) = limits.open_files {
+        plan.rlimits.push(rlimit(libc::RLIMIT_NOFILE, n));
+        plan.enforcement.push(enforced(
+            LimitKind::OpenFiles,
+            Mechanism::Rlimit,
+            format!("RLIMIT_NOFILE={n}"),
+        ));
+    }
+    plan.cgroup = cgroup;
+    Ok(plan)
+}

@@ -1,8 +1,38 @@
-//! The runner child: receives one request, runs it, reports, exits.
+//! The runner child: connects back to the executor, receives one job, runs it in
+//! a fresh pid namespace, reports, and exits.
+//!
+//! Process layout on Linux:
+//!
+//! ```text
+//! executor ── runner (host pid namespace; talks, then waits)
+//!               └── init (pid 1 of a new pid namespace: joins cgroups, runs the
+//!                     │   setup steps and the command, reaps orphans, reports)
+//!                     └── command, and everything it starts
+//! ```
+//!
+//! Killing init kills every process in its namespace, so a timeout kills the
+//! whole tree, including children that double-fork or call `setsid` — no list of
+//! pids is ever chased.
+
+#[cfg(target_os = "linux")]
+mod init;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+mod spawn;
+
+/// Names the socket the runner connects to; set only in runner children.
+pub(crate) const ENDPOINT_ENV: &str = "SANDBOX_RUNNER_ENDPOINT";
+/// The secret the runner proves itself with (hex).
+pub(crate) const TOKEN_ENV: &str = "SANDBOX_RUNNER_TOKEN";
+/// The executor's pid, so the runner can tell if its parent died before it
+/// armed its parent-death signal.
+pub(crate) const PARENT_ENV: &str = "SANDBOX_RUNNER_PARENT";
 
 /// Becomes the runner when this process was started as one, and never returns
-/// then; returns at once otherwise. Call it first thing in `main` when the
-/// executor uses [`RunnerProgram::CurrentExe`](crate::RunnerProgram::CurrentExe).
+/// then; returns at once otherwise. Call it first thing in `main`, before any
+/// thread or async runtime starts, when the executor uses
+/// [`RunnerProgram::CurrentExe`](crate::RunnerProgram::CurrentExe).
 pub fn dispatch() {
     if std::env::var_os(ENDPOINT_ENV).is_some() {
         runner_main()
@@ -11,7 +41,12 @@ pub fn dispatch() {
 
 /// Runs the runner and exits. For a dedicated runner binary's `main`.
 pub fn runner_main() -> ! {
-    todo!()
+    #[cfg(target_os = "linux")]
+    let code = linux::run();
+    #[cfg(not(target_os = "linux"))]
+    let code = {
+        eprintln!("sandbox runner: this platform has no runner yet");
+        125
+    };
+    std::process::exit(code)
 }
-
-pub(crate) const ENDPOINT_ENV: &str = "SANDBOX_RUNNER_ENDPOINT";

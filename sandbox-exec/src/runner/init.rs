@@ -1,0 +1,164 @@
+//! The evaluation's init: pid 1 of its pid namespace. Runs the setup steps and
+//! the command, reaps every orphan, reports how the command ended, and exits —
+//! which makes the kernel kill whatever the command left behind.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+use interprocess::local_socket::Stream;
+use nix::unistd::Pid;
+use sandbox_core::{Termination, TruncateMode};
+
+use super::spawn::{self, Stdio};
+use crate::capture::Capture;
+use crate::frame;
+use crate::protocol::{Job, Report, Usage};
+use crate::OutputStream;
+
+pub(super) fn run(job: Job, mut stream: Stream, go: OwnedFd) -> ! {
+    // SAFETY: only changes this process's own parent-death signal.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    let mut byte = [0u8; 1];
+    if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
+        // The runner died before telling the executor who we are.
+        std::process::exit(125);
+    }
+    let report = evaluate(&job).unwrap_or_else(|reason| Report::Failed { reason });
+    let _ = frame::write_sync(&mut stream, &report);
+    std::process::exit(0)
+}
+
+fn evaluate(job: &Job) -> Result<Report, String> {
+    for file in &job.cgroup_procs {
+        std::fs::write(file, "0")
+            .map_err(|e| format!("cannot join cgroup {}: {e}", file.display()))?;
+    }
+    for (step, argv) in job.setup.iter().enumerate() {
+        let (termination, output) = run_setup_step(job, argv)?;
+        if termination != Termination::Exited(0) {
+            return Ok(Report::SetupFailed {
+                step,
+                termination,
+                output,
+            });
+        }
+    }
+    let prepared = match spawn::prepare(&job.argv, &job.env, job.cwd.as_deref(), &job.rlimits) {
+        Ok(p) => p,
+        Err(e) => return Ok(spawn_failed(e)),
+    };
+    let before = children_usage();
+    let command = match spawn::spawn(&prepared, Stdio::Inherit) {
+        Ok(pid) => pid,
+        Err(e) => return Ok(spawn_failed(e)),
+    };
+    let (termination, command_usage) = reap_until(command)?;
+    let after = children_usage();
+    Ok(Report::Finished {
+        termination,
+        usage: Usage {
+            user_us: after.user_us.saturating_sub(before.user_us),
+            sys_us: after.sys_us.saturating_sub(before.sys_us),
+            max_rss_kib: command_usage.max_rss_kib,
+        },
+    })
+}
+
+fn spawn_failed(e: spawn::SpawnError) -> Report {
+    Report::SpawnFailed {
+        reason: e.reason,
+        code: e.code,
+    }
+}
+
+/// Runs one setup step with stdin from /dev/null and its output captured (up to
+/// the job's limit), and waits for it.
+fn run_setup_step(job: &Job, argv: &[String]) -> Result<(Termination, Vec<u8>), String> {
+    let prepared = match spawn::prepare(argv, &job.env, job.cwd.as_deref(), &job.rlimits) {
+        Ok(p) => p,
+        Err(e) => return Ok((Termination::Exited(e.code), e.reason.into_bytes())),
+    };
+    let null: OwnedFd = std::fs::File::open("/dev/null")
+        .map_err(|e| format!("cannot open /dev/null: {e}"))?
+        .into();
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let spawned = spawn::spawn(
+        &prepared,
+        Stdio::Capture {
+            null: &null,
+            out: &write,
+        },
+    );
+    drop(write);
+    let pid = match spawned {
+        Ok(pid) => pid,
+        Err(e) => return Ok((Termination::Exited(e.code), e.reason.into_bytes())),
+    };
+    let mut capture = Capture::new(job.max_setup_output, TruncateMode::Head);
+    let mut reader = std::fs::File::from(read);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                capture.push(OutputStream::Stdout, &buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read a setup step's output: {e}")),
+        }
+    }
+    let (termination, _) = reap_until(pid)?;
+    Ok((termination, capture.finish().output))
+}
+
+/// Waits for `target`, reaping any other process that ends meanwhile (init
+/// inherits every orphan of the namespace).
+fn reap_until(target: Pid) -> Result<(Termination, Usage), String> {
+    loop {
+        let mut status = 0;
+        // SAFETY: plain wait4 into local variables.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = unsafe { libc::wait4(-1, &mut status, 0, &mut rusage) };
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("waiting for pid {target} failed: {err}"));
+        }
+        if pid != target.as_raw() {
+            continue;
+        }
+        let termination = if libc::WIFEXITED(status) {
+            Termination::Exited(libc::WEXITSTATUS(status))
+        } else {
+            Termination::Signaled(libc::WTERMSIG(status))
+        };
+        return Ok((termination, usage_of(&rusage)));
+    }
+}
+
+fn usage_of(r: &libc::rusage) -> Usage {
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Usage {
+        user_us: us(r.ru_utime),
+        sys_us: us(r.ru_stime),
+        max_rss_kib: r.ru_maxrss as u64,
+    }
+}
+
+fn children_usage() -> Usage {
+    // SAFETY: getrusage into a local variable.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut r) };
+    usage_of(&r)
+}

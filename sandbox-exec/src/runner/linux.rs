@@ -1,0 +1,185 @@
+//! The runner process proper: handshake, namespaces, and the fork of init.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+
+use interprocess::local_socket::prelude::*;
+use interprocess::local_socket::{GenericFilePath, Stream};
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Pid};
+
+use super::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV};
+use crate::frame;
+use crate::protocol::{Hello, Job, Report, MAGIC};
+
+/// Exit code of a runner that could not even reach its executor.
+const BROKEN: i32 = 125;
+
+pub(super) fn run() -> i32 {
+    arm_parent_death_signal();
+    if more_than_one_thread() {
+        // fork() in a threaded process may inherit locks held by other threads;
+        // a fresh exec of ourselves is single-threaded until `dispatch` runs.
+        reexec_self();
+    }
+    let (endpoint, token) = match read_env() {
+        Ok(v) => v,
+        Err(reason) => {
+            eprintln!("sandbox runner: {reason}");
+            return BROKEN;
+        }
+    };
+    let mut stream = match endpoint
+        .as_os_str()
+        .to_fs_name::<GenericFilePath>()
+        .and_then(Stream::connect)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sandbox runner: cannot connect to {endpoint:?}: {e}");
+            return BROKEN;
+        }
+    };
+    let hello = Hello {
+        magic: MAGIC,
+        version: frame::PROTOCOL_VERSION,
+        token,
+    };
+    if frame::write_sync(&mut stream, &hello).is_err() {
+        return BROKEN;
+    }
+    let job: Job = match frame::read_sync(&mut stream) {
+        Ok(job) => job,
+        Err(_) => return BROKEN,
+    };
+    if let Err(reason) = enter_namespaces(job.user_namespace) {
+        let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+        return BROKEN;
+    }
+    // Init waits on this pipe until the executor knows its pid, so that the
+    // `Started` report always precedes init's own reports on the shared socket.
+    let (go_read, go_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("cannot create a pipe: {e}");
+            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+            return BROKEN;
+        }
+    };
+    // SAFETY: the runner is single-threaded (checked above), so the child may
+    // run arbitrary code after the fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            drop(go_write);
+            super::init::run(job, stream, go_read)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(go_read);
+            let started = Report::Started {
+                init_pid: child.as_raw() as u32,
+            };
+            let _ = frame::write_sync(&mut stream, &started);
+            let _ = std::fs::File::from(go_write).write_all(b"g");
+            // Only init holds the socket from here on: when it dies, the
+            // executor sees the channel close.
+            drop(stream);
+            wait_for(child)
+        }
+        Err(e) => {
+            let reason = format!("cannot fork the evaluation's init: {e}");
+            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+            BROKEN
+        }
+    }
+}
+
+fn arm_parent_death_signal() {
+    // SAFETY: prctl with these arguments only changes this process's own setting.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    // If the executor died before the prctl took effect, nobody would ever kill us.
+    let expected = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    if let Some(parent) = expected {
+        if nix::unistd::getppid().as_raw() != parent {
+            std::process::exit(BROKEN);
+        }
+    }
+}
+
+fn more_than_one_thread() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+        .is_some_and(|n| n > 1)
+}
+
+fn reexec_self() {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(args.first().cloned().unwrap_or_default())
+        .args(args.iter().skip(1))
+        .exec();
+    eprintln!("sandbox runner: cannot re-execute itself single-threaded: {err}");
+    std::process::exit(BROKEN);
+}
+
+fn read_env() -> Result<(OsString, [u8; 16]), String> {
+    let endpoint = std::env::var_os(ENDPOINT_ENV).ok_or(format!("{ENDPOINT_ENV} is not set"))?;
+    let hex = std::env::var(TOKEN_ENV).map_err(|_| format!("{TOKEN_ENV} is not set"))?;
+    let token =
+        crate::endpoint::parse_token(&hex).ok_or(format!("{TOKEN_ENV} is not 32 hex digits"))?;
+    let endpoint = OsString::from_vec(endpoint.into_vec());
+    Ok((endpoint, token))
+}
+
+/// Moves the runner into a new pid namespace for its children (and, when it is
+/// not privileged, a user namespace that allows it), mapping the caller's own
+/// uid and gid so the evaluation runs as the same user as before.
+fn enter_namespaces(user_namespace: bool) -> Result<(), String> {
+    let mut flags = CloneFlags::CLONE_NEWPID;
+    if !user_namespace {
+        return nix::sched::unshare(flags)
+            .map_err(|e| format!("cannot create a pid namespace for the evaluation: {e}"));
+    }
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    flags |= CloneFlags::CLONE_NEWUSER;
+    nix::sched::unshare(flags).map_err(|e| {
+        format!(
+            "cannot create a user and pid namespace for the evaluation: {e} \
+             (are unprivileged user namespaces disabled? see sysctl kernel.unprivileged_userns_clone \
+             and user.max_user_namespaces)"
+        )
+    })?;
+    let write = |file: &str, text: String| {
+        std::fs::write(file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
+    };
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
+}
+
+fn wait_for(child: Pid) -> i32 {
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => return code,
+            _ => return BROKEN,
+        }
+    }
+}

@@ -180,15 +180,18 @@ fn output_is_streamed_while_the_command_runs() {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
     stdout.read_line(&mut first).expect("read first line");
-    let first_after = started.elapsed();
+    let first_at = started.elapsed();
     assert_eq!(first, "first\n");
-    assert!(
-        first_after < Duration::from_millis(2500),
-        "the first line arrived only after {first_after:?}"
-    );
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).expect("read the rest");
+    let rest_at = started.elapsed();
     assert_eq!(rest, "second\n");
+    // Measured between the two lines, not from the start, so that a slow
+    // start on a loaded machine cannot fail the test.
+    assert!(
+        rest_at - first_at > Duration::from_secs(2),
+        "the first line arrived at {first_at:?}, only shortly before the end at {rest_at:?}"
+    );
     let done = wait(child, started);
     assert_eq!(done.code, 0, "{done:?}");
 }

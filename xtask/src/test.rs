@@ -96,7 +96,10 @@ pub fn run(args: &TestArgs) -> Result<()> {
     match setpriv {
         Some(setpriv) => {
             println!("== integration tests as uid {} ==", args.uid);
-            failures.extend(unprivileged_pass(args, &setpriv)?);
+            match unprivileged_pass(args, &setpriv) {
+                Ok(failed) => failures.extend(failed),
+                Err(e) => failures.push(format!("unprivileged pass: {e:#}")),
+            }
         }
         None if root => println!("note: unprivileged pass skipped (--no-unprivileged)"),
         None => println!(

@@ -75,6 +75,18 @@ impl Status {
         }
     }
 
+    /// True for the statuses that say a resource limit ended the evaluation.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Status::MemoryLimit
+                | Status::CpuLimit
+                | Status::OutputLimit
+                | Status::FileSizeLimit
+                | Status::PidsLimit
+        )
+    }
+
     /// True only for a command that exited with code 0.
     pub fn success(&self) -> bool {
         matches!(self, Status::Exited { code: 0 })
@@ -173,11 +185,21 @@ impl Outcome {
     /// The exit code a shell would report for this outcome: the command's code;
     /// 128+N for signal N; 124 timeout; 125 when the sandbox itself failed;
     /// 126/127 for a command not executable / not found.
+    ///
+    /// A limit never reads as success: when the command exited 0 anyway (a
+    /// child of it was killed for the limit) or was killed by the sandbox
+    /// without a reported end, the code is 137, as for a SIGKILL.
     pub fn exit_code(&self) -> i32 {
+        const KILLED: i32 = 128 + 9;
         match (&self.status, self.termination) {
             (Status::TimedOut, _) => 124,
             (Status::NoConnection { .. }, _) => 125,
             (Status::SpawnFailed { code, .. }, _) => *code,
+            (status, termination) if status.is_limit() => match termination {
+                Some(Termination::Signaled(signal)) => 128 + signal,
+                Some(Termination::Exited(code)) if code != 0 => code,
+                _ => KILLED,
+            },
             (_, Some(Termination::Exited(code))) => code,
             (_, Some(Termination::Signaled(signal))) => 128 + signal,
             (
@@ -275,6 +297,19 @@ mod tests {
             code: 127,
         };
         assert_eq!(outcome(not_found, None).exit_code(), 127);
+    }
+
+    #[test]
+    fn a_limit_never_exits_zero() {
+        assert_eq!(
+            outcome(Status::MemoryLimit, Some(Termination::Exited(0))).exit_code(),
+            137
+        );
+        assert_eq!(outcome(Status::OutputLimit, None).exit_code(), 137);
+        assert_eq!(
+            outcome(Status::PidsLimit, Some(Termination::Exited(2))).exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -32,18 +32,22 @@ pub(crate) fn classify(termination: Termination, limits: &Limits, evidence: &Evi
     if evidence.oom_kills > 0 {
         return Status::MemoryLimit;
     }
-    match termination {
-        Termination::Signaled(SIGXCPU) if limits.cpu_time.is_some() => return Status::CpuLimit,
+    // A shell (or any wrapper) whose child died of signal N exits 128+N; the
+    // limits' signals are read through that convention too, so that
+    // `sh -c 'big-writer > file'` is a file-size verdict like `big-writer` is.
+    let signal = match termination {
+        Termination::Signaled(signal) => Some(signal),
+        Termination::Exited(code) if (129..160).contains(&code) => Some(code - 128),
+        Termination::Exited(_) => None,
+    };
+    match signal {
+        Some(SIGXCPU) if limits.cpu_time.is_some() => return Status::CpuLimit,
         // The hard RLIMIT_CPU is a SIGKILL one second after the soft SIGXCPU,
         // for programs that catch or ignore SIGXCPU.
-        Termination::Signaled(SIGKILL)
-            if limits.cpu_time.is_some_and(|limit| evidence.cpu >= limit) =>
-        {
+        Some(SIGKILL) if limits.cpu_time.is_some_and(|limit| evidence.cpu >= limit) => {
             return Status::CpuLimit
         }
-        Termination::Signaled(SIGXFSZ) if limits.file_size.is_some() => {
-            return Status::FileSizeLimit
-        }
+        Some(SIGXFSZ) if limits.file_size.is_some() => return Status::FileSizeLimit,
         _ => {}
     }
     if failed && evidence.pids_refused > 0 {
@@ -115,6 +119,24 @@ mod tests {
         assert_eq!(
             classify(Termination::Signaled(9), &limits(), &e),
             Status::CpuLimit
+        );
+    }
+
+    #[test]
+    fn a_shell_reporting_a_limit_signal_as_128_plus_n_counts_as_the_signal() {
+        let e = Evidence::default();
+        assert_eq!(
+            classify(Termination::Exited(153), &limits(), &e),
+            Status::FileSizeLimit
+        );
+        assert_eq!(
+            classify(Termination::Exited(152), &limits(), &e),
+            Status::CpuLimit
+        );
+        let none = Limits::default();
+        assert_eq!(
+            classify(Termination::Exited(153), &none, &e),
+            Status::Exited { code: 153 }
         );
     }
 

@@ -154,6 +154,8 @@ async fn run(
     })?;
     // The pipes' write ends now live only in the runner (the Command held ours).
     drop(command);
+    // Taken now: `Child::wait` (raced against the handshake below) closes it.
+    let mut stdin = child.stdin.take();
     let runner_pid = child.id().unwrap_or(0);
     debug!(runner_pid, "runner spawned");
     observer.runner_started(runner_pid);
@@ -211,7 +213,7 @@ async fn run(
             }
         }
     });
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(mut stdin) = stdin.take() {
         let bytes = request.stdin.clone();
         // The command may never read its input; a blocked write must not hold up the end.
         tokio::spawn(async move {

@@ -18,6 +18,10 @@ const BROKEN: i32 = 125;
 
 pub(super) fn run() -> i32 {
     arm_parent_death_signal();
+    // Whatever descriptors the executor's process leaked to us (its caller's
+    // pipes, sockets, files) must not reach the evaluation.
+    // SAFETY: closes descriptors this process has no handle objects for.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     if more_than_one_thread() {
         // fork() in a threaded process may inherit locks held by other threads;
         // a fresh exec of ourselves is single-threaded until `dispatch` runs.

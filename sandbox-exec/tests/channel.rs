@@ -81,7 +81,7 @@ fn fake_runner() {
     let Some(endpoint) = std::env::var_os("SANDBOX_RUNNER_ENDPOINT") else {
         return;
     };
-    let mode = std::env::args().last().unwrap();
+    let mode = std::env::args().next_back().unwrap();
     let name = endpoint
         .as_os_str()
         .to_fs_name::<GenericFilePath>()

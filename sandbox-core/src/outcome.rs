@@ -157,8 +157,9 @@ pub struct Outcome {
     pub status: Status,
     /// How the command's process ended, when it ran to an end the kernel reported.
     pub termination: Option<Termination>,
-    /// Standard output and error merged in arrival order, truncated as requested,
-    /// with the marker included. For `setup_failed`, the failing step's output.
+    /// Standard output and error merged in arrival order (as the executor reads
+    /// them: writes to both within the same instant may come either way),
+    /// truncated as requested, with the marker included. For `setup_failed`, the failing step's output.
     #[serde(with = "lossy_text")]
     pub output: Vec<u8>,
     /// Bytes per stream.

@@ -230,6 +230,9 @@ async fn run(
 
     while out_open || err_open || (reports_open && end.is_none()) {
         let grace = drain_deadline.unwrap_or(deadline);
+        // Unbiased on purpose: a flooding stdout must not starve stderr or
+        // the timer. Writes to the two pipes in the same instant have no
+        // knowable order and may merge either way.
         tokio::select! {
             read = stdout.read(&mut out_buf), if out_open => match read {
                 Ok(0) | Err(_) => out_open = false,

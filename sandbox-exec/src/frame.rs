@@ -75,6 +75,26 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(frame)
 }
 
+/// What reading `got` bytes of a length prefix means.
+fn prefix_read(got: usize) -> Result<(), FrameError> {
+    match got {
+        0 => Err(FrameError::Closed),
+        n if n < LEN_BYTES => Err(FrameError::Truncated {
+            expected: LEN_BYTES,
+            got: n,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What reading `got` bytes of a `len`-byte payload means.
+fn payload_read(got: usize, len: usize) -> Result<(), FrameError> {
+    if got < len {
+        return Err(FrameError::Truncated { expected: len, got });
+    }
+    Ok(())
+}
+
 fn payload_len(prefix: [u8; LEN_BYTES]) -> Result<usize, FrameError> {
     let len = u32::from_le_bytes(prefix);
     if len > MAX_FRAME {
@@ -124,22 +144,10 @@ fn fill_sync<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 /// Reads one frame (blocking; the runner's side).
 pub(crate) fn read_sync<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
     let mut prefix = [0; LEN_BYTES];
-    match fill_sync(r, &mut prefix)? {
-        0 => return Err(FrameError::Closed),
-        n if n < LEN_BYTES => {
-            return Err(FrameError::Truncated {
-                expected: LEN_BYTES,
-                got: n,
-            })
-        }
-        _ => {}
-    }
+    prefix_read(fill_sync(r, &mut prefix)?)?;
     let len = payload_len(prefix)?;
     let mut payload = vec![0; len];
-    let got = fill_sync(r, &mut payload)?;
-    if got < len {
-        return Err(FrameError::Truncated { expected: len, got });
-    }
+    payload_read(fill_sync(r, &mut payload)?, len)?;
     decode(&payload)
 }
 
@@ -170,22 +178,10 @@ pub(crate) async fn read_async<R: AsyncRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> Result<T, FrameError> {
     let mut prefix = [0; LEN_BYTES];
-    match fill_async(r, &mut prefix).await? {
-        0 => return Err(FrameError::Closed),
-        n if n < LEN_BYTES => {
-            return Err(FrameError::Truncated {
-                expected: LEN_BYTES,
-                got: n,
-            })
-        }
-        _ => {}
-    }
+    prefix_read(fill_async(r, &mut prefix).await?)?;
     let len = payload_len(prefix)?;
     let mut payload = vec![0; len];
-    let got = fill_async(r, &mut payload).await?;
-    if got < len {
-        return Err(FrameError::Truncated { expected: len, got });
-    }
+    payload_read(fill_async(r, &mut payload).await?, len)?;
     decode(&payload)
 }
 

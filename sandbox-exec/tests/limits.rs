@@ -61,8 +61,10 @@ async fn a_busy_loop_hits_cpu_limit() {
         });
     let outcome = executor().evaluate(request).await.unwrap();
     assert_eq!(outcome.status, Status::CpuLimit);
+    // getrusage's split of CPU time is sampled, so it may read a little under
+    // the limit the kernel enforced on exact run time.
     let cpu = outcome.usage.cpu_user + outcome.usage.cpu_sys;
-    assert!(cpu >= Duration::from_millis(900), "cpu {cpu:?}");
+    assert!(cpu >= Duration::from_millis(700), "cpu {cpu:?}");
     assert_eq!(mechanism(&outcome, LimitKind::CpuTime), Mechanism::Rlimit);
 }
 

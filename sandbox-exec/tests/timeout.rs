@@ -79,8 +79,8 @@ async fn timeout_kills_a_setsid_double_forked_grandchild() {
 
 #[tokio::test]
 async fn partial_output_before_the_timeout_is_returned() {
-    let request =
-        shell("echo first; echo second >&2; sleep 30").timeout(Duration::from_millis(800));
+    let request = shell("echo first; sleep 0.05; echo second >&2; sleep 30")
+        .timeout(Duration::from_millis(800));
     let outcome = executor().evaluate(request).await.unwrap();
     assert_eq!(outcome.status, Status::TimedOut);
     assert_eq!(outcome.output_text(), "first\nsecond\n");

@@ -1,0 +1,238 @@
+//! The crate's only window onto the filesystem: symlink resolution, file kinds,
+//! directory listings (glob expansion) and reading settings files.
+//!
+//! [`HostFs`] is the real implementation; [`MemFs`] is an in-memory tree for tests
+//! (here and in other crates), so that everything derived from a policy can be
+//! checked without touching the machine.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// What is at a path, without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (socket, device, fifo).
+    Other,
+}
+
+/// Read-only view of a filesystem.
+pub trait FsView {
+    /// The absolute path with every symlink resolved; an error when it does not exist.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// What is at `path` (a final symlink is reported as [`Kind::Symlink`]), or `None`.
+    fn metadata_kind(&self, path: &Path) -> Option<Kind>;
+    /// The names in a directory, sorted.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
+    /// The contents of a (settings) file.
+    fn read_to_string(&self, path: &Path) -> io::Result<String>;
+}
+
+/// The real filesystem of this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostFs;
+
+impl FsView for HostFs {
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
+    }
+
+    fn metadata_kind(&self, path: &Path) -> Option<Kind> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let ft = meta.file_type();
+        Some(if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        })
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        let mut names = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<Vec<_>>>()?;
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File(String),
+    Symlink(PathBuf),
+}
+
+/// An in-memory filesystem tree for tests. Parents are created as needed.
+///
+/// ```
+/// use sandbox_policy::{FsView, Kind, MemFs};
+/// use std::path::Path;
+/// let fs = MemFs::new().dir("/home/user/project").symlink("/p", "/home/user/project");
+/// assert_eq!(fs.canonicalize(Path::new("/p")).unwrap(), Path::new("/home/user/project"));
+/// assert_eq!(fs.metadata_kind(Path::new("/p")), Some(Kind::Symlink));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemFs {
+    nodes: BTreeMap<PathBuf, Node>,
+}
+
+impl MemFs {
+    /// A tree holding only `/`.
+    pub fn new() -> MemFs {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(PathBuf::from("/"), Node::Dir);
+        MemFs { nodes }
+    }
+
+    fn insert(mut self, path: &str, node: Node) -> MemFs {
+        let path = PathBuf::from(path);
+        for ancestor in path.ancestors().skip(1) {
+            self.nodes
+                .entry(ancestor.to_path_buf())
+                .or_insert(Node::Dir);
+        }
+        self.nodes.insert(path, node);
+        self
+    }
+
+    /// Adds a directory.
+    pub fn dir(self, path: &str) -> MemFs {
+        self.insert(path, Node::Dir)
+    }
+
+    /// Adds a file with contents.
+    pub fn file(self, path: &str, contents: &str) -> MemFs {
+        self.insert(path, Node::File(contents.to_string()))
+    }
+
+    /// Adds a symlink to `target` (absolute, or relative to the link's directory).
+    pub fn symlink(self, path: &str, target: &str) -> MemFs {
+        self.insert(path, Node::Symlink(PathBuf::from(target)))
+    }
+
+    fn not_found(path: &Path) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} not found", path.display()),
+        )
+    }
+
+    fn resolve(&self, path: &Path, hops: &mut u32) -> io::Result<PathBuf> {
+        let mut out = PathBuf::from("/");
+        for comp in path.components() {
+            match comp {
+                Component::Normal(name) => {
+                    let next = out.join(name);
+                    match self.nodes.get(&next) {
+                        None => return Err(MemFs::not_found(&next)),
+                        Some(Node::Symlink(target)) => {
+                            *hops += 1;
+                            if *hops > 40 {
+                                return Err(io::Error::other("too many levels of symbolic links"));
+                            }
+                            out = self.resolve(&out.join(target), hops)?;
+                        }
+                        Some(_) => out = next,
+                    }
+                }
+                Component::ParentDir => {
+                    out.pop();
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl FsView for MemFs {
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        if !path.is_absolute() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "relative path"));
+        }
+        self.resolve(path, &mut 0)
+    }
+
+    fn metadata_kind(&self, path: &Path) -> Option<Kind> {
+        let parent = match path.parent() {
+            Some(parent) => self.canonicalize(parent).ok()?,
+            None => return Some(Kind::Dir),
+        };
+        match self.nodes.get(&parent.join(path.file_name()?))? {
+            Node::Dir => Some(Kind::Dir),
+            Node::File(_) => Some(Kind::File),
+            Node::Symlink(_) => Some(Kind::Symlink),
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        let dir = self.canonicalize(path)?;
+        if self.nodes.get(&dir) != Some(&Node::Dir) {
+            return Err(io::Error::other("not a directory"));
+        }
+        Ok(self
+            .nodes
+            .keys()
+            .filter(|p| p.parent() == Some(dir.as_path()))
+            .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+            .collect())
+    }
+
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        match self.nodes.get(&self.canonicalize(path)?) {
+            Some(Node::File(contents)) => Ok(contents.clone()),
+            _ => Err(io::Error::other("not a file")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_fs_resolves_relative_symlinks_and_parents() {
+        let fs = MemFs::new()
+            .dir("/real/dir")
+            .symlink("/a/link", "../real")
+            .file("/real/dir/f", "x");
+        assert_eq!(
+            fs.canonicalize(Path::new("/a/link/dir/f")).unwrap(),
+            PathBuf::from("/real/dir/f")
+        );
+        assert_eq!(fs.metadata_kind(Path::new("/a/link/dir")), Some(Kind::Dir));
+        assert_eq!(fs.read_to_string(Path::new("/a/link/dir/f")).unwrap(), "x");
+        assert!(fs.canonicalize(Path::new("/a/missing")).is_err());
+    }
+
+    #[test]
+    fn mem_fs_symlink_loops_are_errors() {
+        let fs = MemFs::new().symlink("/a", "/b").symlink("/b", "/a");
+        assert!(fs.canonicalize(Path::new("/a")).is_err());
+    }
+
+    #[test]
+    fn mem_fs_lists_a_directory_sorted() {
+        let fs = MemFs::new().file("/d/b", "").dir("/d/a").file("/d/a/x", "");
+        assert_eq!(
+            fs.read_dir(Path::new("/d")).unwrap(),
+            vec![OsString::from("a"), OsString::from("b")]
+        );
+    }
+}

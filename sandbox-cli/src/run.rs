@@ -51,6 +51,8 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the async runtime")?;
     let executor = Executor::new()?;
+    // One evaluation per invocation: a spare runner would only be killed unused.
+    executor.set_prewarm(0);
 
     if args.json {
         let outcome = runtime.block_on(executor.evaluate_observed(request, &mut NoObserver))?;

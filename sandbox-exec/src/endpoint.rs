@@ -11,9 +11,17 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use interprocess::local_socket::tokio::prelude::*;
-use interprocess::local_socket::tokio::{Listener, Stream};
-use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::Listener as _;
+use interprocess::local_socket::{
+    GenericFilePath, Listener, ListenerNonblockingMode, ListenerOptions,
+};
+use interprocess::os::unix::uds_local_socket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::frame;
 use crate::protocol::{Hello, MAGIC};
@@ -76,6 +84,11 @@ pub(crate) fn parse_token(hex: &str) -> Option<[u8; 16]> {
 }
 
 /// A listening socket for one runner.
+///
+/// It is a plain (non-blocking) socket rather than a tokio one so that a
+/// pre-warmed runner's endpoint is not tied to the runtime that happened to
+/// create it: the evaluation that takes the runner may run on another.
+#[derive(Debug)]
 pub(crate) struct Endpoint {
     path: PathBuf,
     listener: Listener,
@@ -86,8 +99,28 @@ impl Endpoint {
         let path = dir.path().join(format!("{name}.sock"));
         let listener = ListenerOptions::new()
             .name(path.as_path().to_fs_name::<GenericFilePath>()?)
-            .create_tokio()?;
+            .nonblocking(ListenerNonblockingMode::Both)
+            .create_sync()?;
         Ok(Endpoint { path, listener })
+    }
+
+    /// Waits for the next connection, in whatever runtime the caller runs on.
+    async fn accept(&self) -> io::Result<Stream> {
+        let Listener::UdSocket(listener) = &self.listener;
+        // SAFETY: the listener outlives `ready`, which is dropped before we return.
+        let ready =
+            unsafe { AsyncFd::register_with_interest(listener.as_fd(), Interest::READABLE)? };
+        loop {
+            let mut guard = ready.readable().await?;
+            match listener.accept() {
+                Ok(stream) => {
+                    let stream = uds_local_socket::tokio::Stream::try_from(OwnedFd::from(stream))?;
+                    return Ok(Stream::from(stream));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -99,7 +132,6 @@ impl Endpoint {
     pub async fn accept_runner(&self, runner_pid: u32, token: &[u8; 16]) -> Result<Stream, String> {
         loop {
             let mut stream = self
-                .listener
                 .accept()
                 .await
                 .map_err(|e| format!("accepting on {} failed: {e}", self.path.display()))?;

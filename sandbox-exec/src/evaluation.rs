@@ -1,9 +1,6 @@
 //! One evaluation, from the executor's side: spawn the runner, hand it the job,
 //! capture output, enforce the timeout, and assemble the outcome.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sandbox_core::{
@@ -16,26 +13,18 @@ use tracing::{debug, warn};
 
 use crate::capture::Capture;
 use crate::classify::{classify, Evidence};
-use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::frame::{self, FrameError};
+use crate::launch::Launched;
 use crate::limits::{self, LimitPlan};
+use crate::pidfd::{ChildProcess, Pidfd};
+use crate::prewarm::Pool;
 use crate::protocol::{Job, Report};
-use crate::runner::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV};
 use crate::{ExecError, Observer, OutputStream};
 
 /// After the end is known, how long to wait for the pipes to close.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-/// Pipes are enlarged to this so a fast writer needs fewer wake-ups.
-const PIPE_SIZE: libc::c_int = 1 << 20;
-
 const READ_CHUNK: usize = 256 * 1024;
-
-pub(crate) struct Runner<'a> {
-    pub program: &'a Path,
-    pub args: &'a [std::ffi::OsString],
-    pub dir: &'a PrivateDir,
-}
 
 /// How the executor saw the evaluation end.
 enum End {
@@ -50,15 +39,6 @@ fn prepare_err(what: &str) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
         what: what.to_string(),
         source,
     }
-}
-
-fn output_pipe() -> Result<(pipe::Receiver, OwnedFd), ExecError> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| prepare_err("an output pipe")(e.into()))?;
-    // Best effort: a bigger pipe halves the wake-ups of a flooding child.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
-    let read = pipe::Receiver::from_owned_fd(read).map_err(prepare_err("an output pipe"))?;
-    Ok((read, write))
 }
 
 fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
@@ -99,15 +79,17 @@ fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
 }
 
 pub(crate) async fn evaluate(
-    runner: Runner<'_>,
+    pool: &Pool,
     request: EvalRequest,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ExecError> {
     let argv = validate(&request)?;
-    let privileged = nix::unistd::geteuid().is_root();
+    // Decided once per executor: its runners are started (maybe ahead of time)
+    // with or without a user namespace accordingly.
+    let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
     let mut plan = limits::plan(&request.limits, &name, privileged)?;
-    let result = run(runner, &request, argv, &mut plan, privileged, observer).await;
+    let result = run(pool, &request, argv, &mut plan, observer).await;
     if let Some(cgroup) = plan.cgroup.take() {
         cgroup.remove();
     }
@@ -115,74 +97,22 @@ pub(crate) async fn evaluate(
 }
 
 async fn run(
-    runner: Runner<'_>,
+    pool: &Pool,
     request: &EvalRequest,
     argv: Vec<String>,
     plan: &mut LimitPlan,
-    privileged: bool,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ExecError> {
-    let token = endpoint::new_token().map_err(prepare_err("a token"))?;
-    let name = format!("{}-{}", request.id.0, endpoint::token_hex(&token));
-    let endpoint = Endpoint::bind(runner.dir, &name).map_err(|source| ExecError::Endpoint {
-        dir: runner.dir.path().to_path_buf(),
-        source,
-    })?;
-    let (mut stdout, stdout_w) = output_pipe()?;
-    let (mut stderr, stderr_w) = output_pipe()?;
-
-    let mut command = tokio::process::Command::new(runner.program);
-    command
-        .args(runner.args)
-        .env_clear()
-        .env(ENDPOINT_ENV, endpoint.path())
-        .env(TOKEN_ENV, endpoint::token_hex(&token))
-        .env(PARENT_ENV, std::process::id().to_string())
-        .stdin(if request.stdin.is_empty() {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(stdout_w)
-        .stderr(stderr_w)
-        .kill_on_drop(true);
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
-    let mut child = command.spawn().map_err(|source| ExecError::SpawnRunner {
-        program: runner.program.to_path_buf(),
-        source,
-    })?;
-    // The pipes' write ends now live only in the runner (the Command held ours).
-    drop(command);
-    // Taken now: `Child::wait` (raced against the handshake below) closes it.
-    let mut stdin = child.stdin.take();
-    let runner_pid = child.id().unwrap_or(0);
-    debug!(runner_pid, "runner spawned");
+    let (launched, mut stream) = acquire(pool, request.timeout).await?;
+    let mut child = launched.process;
+    let runner_pid = child.pid();
     observer.runner_started(runner_pid);
-
-    let handshake = |reason: String| ExecError::Handshake {
-        program: runner.program.to_path_buf(),
-        reason,
-    };
-    let mut stream = tokio::select! {
-        accepted = endpoint.accept_runner(runner_pid, &token) => accepted.map_err(handshake)?,
-        status = child.wait() => {
-            let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            return Err(handshake(format!(
-                "it ended ({status}) before connecting; a program used as its own runner \
-                 must call sandbox_exec::dispatch() first thing in main"
-            )));
-        }
-        _ = tokio::time::sleep_until(deadline) => {
-            let _ = child.start_kill();
-            return Err(handshake(format!(
-                "it did not connect within the evaluation's timeout of {:?}",
-                request.timeout
-            )));
-        }
-    };
-    drop(endpoint);
-    debug!("runner connected");
+    let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
+    let mut stdout = receiver(launched.stdout)?;
+    let mut stderr = receiver(launched.stderr)?;
+    let stdin = launched.stdin;
 
     let job = Job {
         argv,
@@ -192,7 +122,6 @@ async fn run(
             .into_iter()
             .collect(),
         cwd: request.cwd.clone(),
-        user_namespace: !privileged,
         cgroup_procs: plan
             .cgroup
             .as_ref()
@@ -202,6 +131,8 @@ async fn run(
         max_setup_output: request.max_output,
     };
     frame::write_async(&mut stream, &job).await?;
+    // The runner is busy with the job: start its successor meanwhile.
+    pool.refill();
 
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -213,12 +144,16 @@ async fn run(
             }
         }
     });
-    if let Some(mut stdin) = stdin.take() {
+    if !request.stdin.is_empty() {
+        let mut stdin =
+            pipe::Sender::from_owned_fd(stdin).map_err(prepare_err("the stdin pipe"))?;
         let bytes = request.stdin.clone();
         // The command may never read its input; a blocked write must not hold up the end.
         tokio::spawn(async move {
             let _ = stdin.write_all(&bytes).await;
         });
+    } else {
+        drop(stdin);
     }
 
     let mut capture = Capture::new(request.max_output, request.truncate_mode);
@@ -249,7 +184,9 @@ async fn run(
             report = reports.recv(), if reports_open && end.is_none() => match report {
                 Some(Ok(Report::Started { init_pid })) => {
                     debug!(init_pid, "evaluation started");
-                    init = Pidfd::open(init_pid);
+                    init = Pidfd::open(init_pid)
+                        .inspect_err(|error| warn!(init_pid, %error, "cannot open a pidfd for init"))
+                        .ok();
                 }
                 Some(Ok(report)) => {
                     debug!(?report, "runner reported");
@@ -261,7 +198,7 @@ async fn run(
                 }
                 Some(Err(e)) => {
                     reports_open = false;
-                    kill_tree(init.as_ref(), &mut child);
+                    kill_tree(init.as_ref(), &child);
                     end = Some(End::Lost(e.to_string()));
                 }
             },
@@ -269,7 +206,7 @@ async fn run(
                 if end.is_none() {
                     debug!(timeout = ?request.timeout, "timeout: killing the evaluation");
                     end = Some(End::TimedOut);
-                    kill_tree(init.as_ref(), &mut child);
+                    kill_tree(init.as_ref(), &child);
                     drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
                 } else {
                     warn!("output pipes still open after the evaluation ended; giving up on them");
@@ -283,7 +220,7 @@ async fn run(
         {
             debug!("output limit: killing the evaluation");
             end = Some(End::OutputLimit);
-            kill_tree(init.as_ref(), &mut child);
+            kill_tree(init.as_ref(), &child);
         }
         if end.is_some() && drain_deadline.is_none() {
             drain_deadline = Some(tokio::time::Instant::now() + DRAIN_GRACE);
@@ -295,7 +232,7 @@ async fn run(
     let runner_status = match tokio::time::timeout(DRAIN_GRACE, child.wait()).await {
         Ok(Ok(status)) => Some(status),
         _ => {
-            kill_tree(init.as_ref(), &mut child);
+            kill_tree(init.as_ref(), &child);
             child.wait().await.ok()
         }
     };
@@ -375,40 +312,31 @@ async fn run(
 /// Kills every process of the evaluation: SIGKILL to its init ends its whole
 /// pid namespace; the runner goes too (and takes init with it through its
 /// parent-death signal when init's pid was not known yet).
-fn kill_tree(init: Option<&Pidfd>, child: &mut tokio::process::Child) {
+/// A connected runner: a spare if one is alive and answers, else a fresh one.
+async fn acquire(
+    pool: &Pool,
+    patience: Duration,
+) -> Result<(Launched, interprocess::local_socket::tokio::Stream), ExecError> {
+    let program = &pool.launcher().program;
+    if let Some(mut spare) = pool.take() {
+        match spare.connect(program, patience).await {
+            // A spare that died after its hello would look like a lost channel.
+            Ok(stream) if matches!(spare.process.try_wait(), Ok(None)) => {
+                debug!(runner_pid = spare.process.pid(), "using a spare runner");
+                return Ok((spare, stream));
+            }
+            Ok(_) => debug!("the spare runner died after connecting; starting a fresh one"),
+            Err(error) => debug!(%error, "the spare runner is unusable; starting a fresh one"),
+        }
+    }
+    let mut fresh = pool.launcher().launch()?;
+    let stream = fresh.connect(program, patience).await?;
+    Ok((fresh, stream))
+}
+
+fn kill_tree(init: Option<&Pidfd>, child: &ChildProcess) {
     if let Some(init) = init {
         init.kill();
     }
-    let _ = child.start_kill();
-}
-
-/// A pid file descriptor: signals through it can never hit a recycled pid.
-struct Pidfd(OwnedFd);
-
-impl Pidfd {
-    fn open(pid: u32) -> Option<Self> {
-        // SAFETY: pidfd_open returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            warn!(pid, error = %std::io::Error::last_os_error(), "cannot open a pidfd for init");
-            return None;
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        Some(Pidfd(unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
-        }))
-    }
-
-    fn kill(&self) {
-        // SAFETY: signal through a descriptor we own.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-    }
+    child.kill();
 }

@@ -42,12 +42,12 @@ pub struct Executor {
 
 #[derive(Debug)]
 struct Inner {
-    program: PathBuf,
-    args: Vec<OsString>,
-    /// Holds the runners' sockets; removed when the last clone is dropped.
     #[cfg(target_os = "linux")]
-    dir: crate::endpoint::PrivateDir,
+    pool: crate::prewarm::Pool,
 }
+
+/// Spare runners an executor keeps by default (see [`Executor::set_prewarm`]).
+pub const DEFAULT_PREWARM: usize = 1;
 
 impl Executor {
     /// An executor whose runner is the running program (see [`dispatch`](crate::dispatch)).
@@ -69,14 +69,40 @@ impl Executor {
             dir: std::env::temp_dir(),
             source,
         })?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = (program, args);
         Ok(Executor {
             inner: Arc::new(Inner {
-                program,
-                args,
                 #[cfg(target_os = "linux")]
-                dir,
+                pool: crate::prewarm::Pool::new(
+                    crate::launch::Launcher {
+                        program,
+                        args,
+                        dir,
+                        user_namespace: !nix::unistd::geteuid().is_root(),
+                    },
+                    DEFAULT_PREWARM,
+                ),
             }),
         })
+    }
+
+    /// Keeps `count` spare runners started ahead of time (default
+    /// [`DEFAULT_PREWARM`]; 0 turns pre-warming off).
+    ///
+    /// A spare is a runner process that has started and connected but has no
+    /// job yet; an evaluation takes one instead of waiting for a program to
+    /// start, and a replacement starts while the evaluation runs. Spares are
+    /// never reused: each runs exactly one evaluation. They cost an idle
+    /// process each; a program that evaluates once (like the `sandbox` CLI)
+    /// should turn them off. Spares are killed when the last clone of the
+    /// executor is dropped. If a spare dies anyway, an evaluation quietly
+    /// starts a fresh runner instead.
+    pub fn set_prewarm(&self, count: usize) {
+        #[cfg(target_os = "linux")]
+        self.inner.pool.set_capacity(count);
+        #[cfg(not(target_os = "linux"))]
+        let _ = count;
     }
 
     /// Runs `request` in a fresh runner child and reports what happened.
@@ -94,12 +120,7 @@ impl Executor {
             tracing::info_span!("evaluate", id = %request.id, command = %request.command.display());
         #[cfg(target_os = "linux")]
         {
-            let runner = crate::evaluation::Runner {
-                program: &self.inner.program,
-                args: &self.inner.args,
-                dir: &self.inner.dir,
-            };
-            crate::evaluation::evaluate(runner, request, observer)
+            crate::evaluation::evaluate(&self.inner.pool, request, observer)
                 .instrument(span)
                 .await
         }

@@ -53,10 +53,16 @@ mod endpoint;
 #[cfg(target_os = "linux")]
 mod evaluation;
 #[cfg(target_os = "linux")]
+mod launch;
+#[cfg(target_os = "linux")]
 mod limits;
+#[cfg(target_os = "linux")]
+mod pidfd;
+#[cfg(target_os = "linux")]
+mod prewarm;
 
 pub use error::ExecError;
-pub use executor::{Executor, RunnerProgram};
+pub use executor::{Executor, RunnerProgram, DEFAULT_PREWARM};
 pub use frame::FrameError;
 pub use observe::{NoObserver, Observer, OutputStream};
 pub use runner::{dispatch, runner_main};

@@ -14,7 +14,8 @@ pub enum OutputStream {
 ///
 /// Every method has an empty default, so implement only what you need.
 pub trait Observer: Send {
-    /// The runner child was spawned with this host pid.
+    /// The runner child that runs this evaluation has this host pid (it may have
+    /// been started ahead of time, as a spare, but it runs no other evaluation).
     fn runner_started(&mut self, _pid: u32) {}
 
     /// The next bytes of the kept output, in arrival order.

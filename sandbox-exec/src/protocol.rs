@@ -39,8 +39,6 @@ pub(crate) struct Job {
     /// The complete environment of setup steps and command.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
-    /// Whether the runner must create a user namespace to be allowed a pid namespace.
-    pub user_namespace: bool,
     /// Files the evaluation's init writes `0` into, to join its cgroups.
     pub cgroup_procs: Vec<PathBuf>,
     pub rlimits: Vec<Rlimit>,

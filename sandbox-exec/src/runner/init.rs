@@ -15,7 +15,7 @@ use crate::frame;
 use crate::protocol::{Job, Report, Usage};
 use crate::OutputStream;
 
-pub(super) fn run(job: Job, mut stream: Stream, go: OwnedFd) -> ! {
+pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
     // SAFETY: only changes this process's own parent-death signal.
     unsafe {
         libc::prctl(
@@ -31,6 +31,12 @@ pub(super) fn run(job: Job, mut stream: Stream, go: OwnedFd) -> ! {
         // The runner died before telling the executor who we are.
         std::process::exit(125);
     }
+    // A spare waits here, possibly for long, until an evaluation takes it.
+    let job: Job = match frame::read_sync(&mut stream) {
+        Ok(job) => job,
+        // The executor let the spare go unused.
+        Err(_) => std::process::exit(125),
+    };
     let report = evaluate(&job).unwrap_or_else(|reason| Report::Failed { reason });
     let _ = frame::write_sync(&mut stream, &report);
     std::process::exit(0)

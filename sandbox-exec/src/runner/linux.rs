@@ -9,9 +9,9 @@ use interprocess::local_socket::{GenericFilePath, Stream};
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
-use super::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV};
+use super::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
 use crate::frame;
-use crate::protocol::{Hello, Job, Report, MAGIC};
+use crate::protocol::{Hello, Report, MAGIC};
 
 /// Exit code of a runner that could not even reach its executor.
 const BROKEN: i32 = 125;
@@ -53,20 +53,31 @@ pub(super) fn run() -> i32 {
     if frame::write_sync(&mut stream, &hello).is_err() {
         return BROKEN;
     }
-    let job: Job = match frame::read_sync(&mut stream) {
-        Ok(job) => job,
-        Err(_) => return BROKEN,
-    };
-    if let Err(reason) = enter_namespaces(job.user_namespace) {
+    let user_namespace = std::env::var_os(USERNS_ENV).is_some_and(|v| v == "1");
+    if let Err(reason) = enter_namespaces(user_namespace) {
         let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
         return BROKEN;
     }
-    // Init waits on this pipe until the executor knows its pid, so that the
-    // `Started` report always precedes init's own reports on the shared socket.
+    // Init waits on this pipe until the runner has reported its pid, so that
+    // the `Started` report always precedes init's own reports on the shared socket.
     let (go_read, go_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
             let reason = format!("cannot create a pipe: {e}");
+            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+            return BROKEN;
+        }
+    };
+    // The runner gives its copies of the evaluation's stdio away once init
+    // has them, so the executor sees end-of-output as soon as init is gone.
+    let null = match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => f,
+        Err(e) => {
+            let reason = format!("cannot open /dev/null: {e}");
             let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
             return BROKEN;
         }
@@ -76,10 +87,16 @@ pub(super) fn run() -> i32 {
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
             drop(go_write);
-            super::init::run(job, stream, go_read)
+            drop(null);
+            super::init::run(stream, go_read)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(go_read);
+            for fd in 0..=2 {
+                // SAFETY: replaces this process's own standard descriptors.
+                unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+            }
+            drop(null);
             let started = Report::Started {
                 init_pid: child.as_raw() as u32,
             };
@@ -121,14 +138,10 @@ fn arm_parent_death_signal() {
 }
 
 fn more_than_one_thread() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-        })
-        .is_some_and(|n| n > 1)
+    use std::os::unix::fs::MetadataExt;
+    // A task directory links "." and ".." plus one entry per thread: one stat
+    // instead of reading and parsing /proc/self/status.
+    std::fs::metadata("/proc/self/task").is_ok_and(|m| m.nlink() > 3)
 }
 
 fn reexec_self() {

@@ -1,5 +1,7 @@
-//! The runner child: connects back to the executor, receives one job, runs it in
-//! a fresh pid namespace, reports, and exits.
+//! The runner child: connects back to the executor, prepares a fresh pid
+//! namespace and its init, then init receives one job, runs it, reports, and
+//! exits. Everything before the job is done ahead of time when the runner is a
+//! pre-warmed spare, so an evaluation starts with init already waiting.
 //!
 //! Process layout on Linux:
 //!
@@ -25,6 +27,8 @@ mod spawn;
 pub(crate) const ENDPOINT_ENV: &str = "SANDBOX_RUNNER_ENDPOINT";
 /// The secret the runner proves itself with (hex).
 pub(crate) const TOKEN_ENV: &str = "SANDBOX_RUNNER_TOKEN";
+/// Set to `1` when the runner must create a user namespace (it is not privileged).
+pub(crate) const USERNS_ENV: &str = "SANDBOX_RUNNER_USERNS";
 /// The executor's pid, so the runner can tell if its parent died before it
 /// armed its parent-death signal.
 pub(crate) const PARENT_ENV: &str = "SANDBOX_RUNNER_PARENT";

@@ -1,0 +1,150 @@
+//! Starting a runner child: its endpoint, its pipes, the process itself, and
+//! the handshake that proves the peer is that child.
+//!
+//! A launch owns only plain descriptors, no runtime objects, so a runner can be
+//! started ahead of time (pre-warmed) and taken by an evaluation running on any
+//! tokio runtime. It is used for exactly one evaluation.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::Stream;
+use tracing::debug;
+
+use crate::endpoint::{self, Endpoint, PrivateDir};
+use crate::pidfd::{ChildProcess, Pidfd};
+use crate::runner::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use crate::ExecError;
+
+/// Pipes are enlarged to this so a fast writer needs fewer wake-ups.
+const PIPE_SIZE: libc::c_int = 1 << 20;
+
+/// What starts runners: the program and where their sockets live.
+#[derive(Debug)]
+pub(crate) struct Launcher {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub dir: PrivateDir,
+    /// Whether runners create a user namespace: when the executor is not root.
+    pub user_namespace: bool,
+}
+
+/// A started runner that has not been given a job yet.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub process: ChildProcess,
+    endpoint: Endpoint,
+    token: [u8; 16],
+    /// Write end of the runner's stdin.
+    pub stdin: OwnedFd,
+    /// Read end of the runner's stdout.
+    pub stdout: OwnedFd,
+    /// Read end of the runner's stderr.
+    pub stderr: OwnedFd,
+}
+
+fn prepare_err(what: &'static str) -> impl FnOnce(std::io::Error) -> ExecError {
+    move |source| ExecError::Prepare {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// A pipe whose ends are close-on-exec (the child gets dup2'ed copies).
+fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), ExecError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| prepare_err(what)(e.into()))
+}
+
+impl Launcher {
+    /// Starts a runner. It connects to its endpoint on its own; [`Launched::connect`]
+    /// completes the handshake.
+    pub fn launch(&self) -> Result<Launched, ExecError> {
+        let token = endpoint::new_token().map_err(prepare_err("a token"))?;
+        let endpoint =
+            Endpoint::bind(&self.dir, &endpoint::token_hex(&token)).map_err(|source| {
+                ExecError::Endpoint {
+                    dir: self.dir.path().to_path_buf(),
+                    source,
+                }
+            })?;
+        let (stdin_r, stdin_w) = pipe("the stdin pipe")?;
+        let (stdout_r, stdout_w) = pipe("an output pipe")?;
+        let (stderr_r, stderr_w) = pipe("an output pipe")?;
+        for fd in [&stdout_w, &stderr_w] {
+            // Best effort: a bigger pipe halves the wake-ups of a flooding child.
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        }
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .env(ENDPOINT_ENV, endpoint.path())
+            .env(TOKEN_ENV, endpoint::token_hex(&token))
+            .env(PARENT_ENV, std::process::id().to_string())
+            .env(USERNS_ENV, if self.user_namespace { "1" } else { "0" })
+            .stdin(Stdio::from(stdin_r))
+            .stdout(Stdio::from(stdout_w))
+            .stderr(Stdio::from(stderr_w))
+            .spawn()
+            .map_err(|source| ExecError::SpawnRunner {
+                program: self.program.clone(),
+                source,
+            })?;
+        // Not reaped yet, so the pid cannot have been recycled.
+        let pidfd = match Pidfd::open(child.id()) {
+            Ok(pidfd) => pidfd,
+            Err(source) => {
+                // SAFETY: kill a child we own and have not reaped.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+                let mut child = child;
+                let _ = child.wait();
+                return Err(prepare_err("a pidfd for the runner")(source));
+            }
+        };
+        debug!(runner_pid = child.id(), "runner spawned");
+        Ok(Launched {
+            process: ChildProcess::new(pidfd),
+            endpoint,
+            token,
+            stdin: stdin_w,
+            stdout: stdout_r,
+            stderr: stderr_r,
+        })
+    }
+}
+
+impl Launched {
+    /// Waits until the runner has connected and proved who it is.
+    pub async fn connect(
+        &mut self,
+        program: &Path,
+        patience: Duration,
+    ) -> Result<Stream, ExecError> {
+        let handshake = |reason: String| ExecError::Handshake {
+            program: program.to_path_buf(),
+            reason,
+        };
+        let pid = self.process.pid();
+        let stream = tokio::select! {
+            accepted = self.endpoint.accept_runner(pid, &self.token) => accepted.map_err(handshake)?,
+            status = self.process.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                return Err(handshake(format!(
+                    "it ended ({status}) before connecting; a program used as its own runner \
+                     must call sandbox_exec::dispatch() first thing in main"
+                )));
+            }
+            _ = tokio::time::sleep(patience) => {
+                self.process.kill();
+                return Err(handshake(format!(
+                    "it did not connect within the evaluation's timeout of {patience:?}"
+                )));
+            }
+        };
+        debug!("runner connected");
+        Ok(stream)
+    }
+}

@@ -1,0 +1,152 @@
+//! Spare runners started ahead of time, so an evaluation does not wait for a
+//! program to start. Each spare is still used for exactly one evaluation.
+//!
+//! Spares are started by one long-lived thread per executor: starting a
+//! process costs the starting thread a few hundred microseconds, which must not
+//! land on an evaluation's path, and a runner's parent-death signal follows the
+//! thread that started it, so that thread must live as long as the spares.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tracing::debug;
+
+use crate::launch::{Launched, Launcher};
+
+/// The spares of one executor and the thread that starts them.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    launcher: Launcher,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Debug)]
+struct State {
+    spares: Vec<Launched>,
+    capacity: usize,
+    /// Set when the worker should start spares up to the capacity.
+    wanted: bool,
+    closed: bool,
+}
+
+impl Pool {
+    pub fn new(launcher: Launcher, capacity: usize) -> Self {
+        Pool {
+            shared: Arc::new(Shared {
+                launcher,
+                state: Mutex::new(State {
+                    spares: Vec::new(),
+                    capacity,
+                    wanted: false,
+                    closed: false,
+                }),
+                wake: Condvar::new(),
+            }),
+            worker: Mutex::new(None),
+        }
+    }
+
+    pub fn launcher(&self) -> &Launcher {
+        &self.shared.launcher
+    }
+
+    /// Changes how many spares are kept, killing any excess.
+    pub fn set_capacity(&self, capacity: usize) {
+        let excess: Vec<Launched> = {
+            let mut state = self.shared.lock();
+            state.capacity = capacity;
+            let keep = state.spares.len().min(capacity);
+            state.spares.drain(keep..).collect()
+        };
+        drop(excess);
+    }
+
+    /// A spare that is still alive, if there is one.
+    pub fn take(&self) -> Option<Launched> {
+        loop {
+            let mut spare = self.shared.lock().spares.pop()?;
+            match spare.process.try_wait() {
+                Ok(None) => return Some(spare),
+                status => debug!(?status, "dropping a dead spare runner"),
+            }
+        }
+    }
+
+    /// Asks for spares up to the capacity, started in the background.
+    pub fn refill(&self) {
+        {
+            let mut state = self.shared.lock();
+            if state.capacity == 0 || state.spares.len() >= state.capacity {
+                return;
+            }
+            state.wanted = true;
+        }
+        self.shared.wake.notify_one();
+        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if worker.is_none() {
+            let shared = Arc::clone(&self.shared);
+            match std::thread::Builder::new()
+                .name("sandbox-prewarm".into())
+                .spawn(move || shared.work())
+            {
+                Ok(handle) => *worker = Some(handle),
+                Err(error) => debug!(%error, "cannot start the pre-warming thread"),
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock in a way that breaks the state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.closed {
+                return;
+            }
+            if !state.wanted || state.spares.len() >= state.capacity {
+                state.wanted = false;
+                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            drop(state);
+            let launched = self.launcher.launch();
+            state = self.lock();
+            match launched {
+                Ok(spare) if !state.closed && state.spares.len() < state.capacity => {
+                    state.spares.push(spare)
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    // The next evaluation starts its own runner and reports
+                    // the problem; try again when it asks.
+                    debug!(%error, "cannot start a spare runner");
+                    state.wanted = false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+        let worker = self.worker.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(worker) = worker.take() {
+            let _ = worker.join();
+        }
+        // The spares go with the last reference to `shared`: ours.
+    }
+}

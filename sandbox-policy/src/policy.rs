@@ -43,7 +43,9 @@ pub struct RuleSummary {
 
 impl Policy {
     /// True only for a policy with no rule and no mandatory protection
-    /// (`Policy::default()`).
+    /// (`Policy::default()`): the executor then applies no confinement at all. The
+    /// plans derived from such a policy describe its literal meaning (nothing
+    /// writable, no network) and are not meant to be applied.
     pub fn is_unrestricted(&self) -> bool {
         *self == Policy::default()
     }

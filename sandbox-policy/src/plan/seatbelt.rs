@@ -83,12 +83,11 @@ fn filter(pattern: &PathPattern) -> String {
     }
 }
 
+/// A trailing SBPL comment naming the rule's origin (control characters replaced,
+/// so a newline in a settings string cannot end the comment).
 fn comment(rule: &PathRule) -> String {
-    let text: String = format!("{} {}", rule.origin.field, rule.origin.text)
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    format!(" ; {text} [{}]", rule.origin.layer)
+    let o = &rule.origin;
+    format!(" ; {} {} [{}]", o.field, o.text, o.layer)
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()

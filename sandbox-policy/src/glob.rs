@@ -558,4 +558,16 @@ mod tests {
         assert_eq!(json, "\"/a/**/*.rs\"");
         assert_eq!(serde_json::from_str::<PathPattern>(&json).unwrap(), p);
     }
+
+    #[test]
+    fn random_patterns_never_panic() {
+        for s in crate::random_strings::strings("/ab*?[]!^-\\.é", 20_000) {
+            let text = format!("/{s}");
+            if let Ok(p) = PathPattern::new(&text) {
+                let _ = p.to_regex();
+                let _ = p.match_depth(Path::new("/a/b/.c/ab"));
+                let _ = p.literal_prefix();
+            }
+        }
+    }
 }

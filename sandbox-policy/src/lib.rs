@@ -55,6 +55,8 @@ pub mod path;
 pub mod permission;
 pub mod plan;
 pub mod policy;
+#[cfg(test)]
+mod random_strings;
 pub mod settings;
 
 pub use domain::{is_private_address, DomainError, Host, HostPattern, NetTarget};

@@ -355,18 +355,7 @@ mod tests {
 
     #[test]
     fn random_strings_never_panic() {
-        let alphabet: Vec<char> = "RdEitWebFchUnxSok()[]:*./~ -\\?{}é\0".chars().collect();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        for _ in 0..20_000 {
-            let mut s = String::new();
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let len = (state % 24) as usize;
-            for i in 0..len {
-                let x = state.rotate_left(i as u32 * 5);
-                s.push(alphabet[(x % alphabet.len() as u64) as usize]);
-            }
+        for s in crate::random_strings::strings("RdEitWebFchUnxSok()[]:*./~ -\\?{}é\0", 20_000) {
             let _ = Permission::parse(&s);
             let _ = Permission::parse(&format!("WebFetch({s})"));
             let _ = Permission::parse(&format!("WebFetch(tcp:{s})"));

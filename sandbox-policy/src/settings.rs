@@ -326,4 +326,13 @@ mod tests {
             PathBuf::from("/etc/sb")
         );
     }
+
+    #[test]
+    fn random_json_never_panics() {
+        for s in
+            crate::random_strings::strings("{}[]\":,0123 truefalsnetworkallowedDomains", 20_000)
+        {
+            let _ = parse(Path::new("/s.json"), &s);
+        }
+    }
 }

@@ -34,9 +34,12 @@ pub(crate) struct PrivateDir {
 
 impl PrivateDir {
     pub fn create() -> io::Result<Self> {
+        // A memory file system where there is one: binding a socket creates
+        // an inode, which on a journalling disk file system costs real time.
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .filter(|p| p.is_dir())
+            .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| writable_dir(p)))
             .unwrap_or_else(std::env::temp_dir);
         let path = base.join(format!(
             "sandbox-{}-{}",
@@ -56,6 +59,15 @@ impl Drop for PrivateDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+fn writable_dir(path: &Path) -> bool {
+    nix::unistd::access(
+        path,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
+        && path.is_dir()
 }
 
 /// A fresh secret.

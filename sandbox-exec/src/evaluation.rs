@@ -3,18 +3,18 @@
 
 use std::time::{Duration, Instant};
 
+use interprocess::local_socket::tokio::Stream;
 use sandbox_core::{
     EvalRequest, LimitKind, Outcome, OutputLimitAction, ResourceUsage, Status, Termination,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::capture::Capture;
 use crate::classify::{classify, Evidence};
 use crate::frame::{self, FrameError};
-use crate::launch::Launched;
+use crate::handover::{self, HandedOver};
 use crate::limits::{self, LimitPlan};
 use crate::pidfd::{ChildProcess, Pidfd};
 use crate::prewarm::Pool;
@@ -24,7 +24,9 @@ use crate::{ExecError, Observer, OutputStream};
 /// After the end is known, how long to wait for the pipes to close.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Below malloc's mmap threshold, so the buffers come from (and return to)
+/// the heap instead of costing fresh pages on every evaluation.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// How the executor saw the evaluation end.
 enum End {
@@ -89,7 +91,15 @@ pub(crate) async fn evaluate(
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
     let mut plan = limits::plan(&request.limits, &name, privileged)?;
-    let result = run(pool, &request, argv, &mut plan, observer).await;
+    let mut result = run(pool, &request, argv.clone(), &mut plan, observer, true).await;
+    if let Err(Attempt::SpareLost(reason)) = &result {
+        debug!(%reason, "the spare runner was lost before it accepted the job; using a fresh one");
+        result = run(pool, &request, argv, &mut plan, observer, false).await;
+    }
+    let result = result.map_err(|attempt| match attempt {
+        Attempt::Failed(error) => error,
+        Attempt::SpareLost(reason) => ExecError::RunnerFailed { reason },
+    });
     if let Some(cgroup) = plan.cgroup.take() {
         cgroup.remove();
     }
@@ -102,18 +112,10 @@ async fn run(
     argv: Vec<String>,
     plan: &mut LimitPlan,
     observer: &mut dyn Observer,
-) -> Result<Outcome, ExecError> {
+    use_spare: bool,
+) -> Result<Outcome, Attempt> {
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
-    let (launched, mut stream) = acquire(pool, request.timeout).await?;
-    let mut child = launched.process;
-    let runner_pid = child.pid();
-    observer.runner_started(runner_pid);
-    let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
-    let mut stdout = receiver(launched.stdout)?;
-    let mut stderr = receiver(launched.stderr)?;
-    let stdin = launched.stdin;
-
     let job = Job {
         argv,
         setup: request.setup.iter().map(|s| s.to_argv()).collect(),
@@ -130,20 +132,19 @@ async fn run(
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
     };
-    frame::write_async(&mut stream, &job).await?;
-    // The runner is busy with the job: start its successor meanwhile.
-    pool.refill();
+    let HandedOver {
+        launched,
+        mut stream,
+        init,
+        spare,
+    } = handover::hand_over(pool, &job, deadline, use_spare).await?;
+    let mut child = launched.process;
+    observer.runner_started(child.pid());
+    let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
+    let mut stdout = receiver(launched.stdout)?;
+    let mut stderr = receiver(launched.stderr)?;
+    let stdin = launched.stdin;
 
-    let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let report = frame::read_async::<_, Report>(&mut stream).await;
-            let stop = report.as_ref().map_or(true, Report::is_final);
-            if reports_tx.send(report).is_err() || stop {
-                break;
-            }
-        }
-    });
     if !request.stdin.is_empty() {
         let mut stdin =
             pipe::Sender::from_owned_fd(stdin).map_err(prepare_err("the stdin pipe"))?;
@@ -158,12 +159,15 @@ async fn run(
 
     let mut capture = Capture::new(request.max_output, request.truncate_mode);
     let (mut out_buf, mut err_buf) = (vec![0u8; READ_CHUNK], vec![0u8; READ_CHUNK]);
-    let (mut out_open, mut err_open, mut reports_open) = (true, true, true);
-    let mut init: Option<Pidfd> = None;
+    let (mut out_open, mut err_open) = (true, true);
     let mut end: Option<End> = None;
     let mut drain_deadline = None;
 
-    while out_open || err_open || (reports_open && end.is_none()) {
+    // The channel is not watched while the evaluation runs: init closes its
+    // copies of the output pipes just before its final report, so their end
+    // says when to read the reports (and no wake-up is spent on them before).
+    // A runner or init that dies closes them too.
+    while out_open || err_open {
         let grace = drain_deadline.unwrap_or(deadline);
         // Unbiased on purpose: a flooding stdout must not starve stderr or
         // the timer. Writes to the two pipes in the same instant have no
@@ -179,27 +183,6 @@ async fn run(
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => {
                     observer.output(OutputStream::Stderr, capture.push(OutputStream::Stderr, &err_buf[..n]));
-                }
-            },
-            report = reports.recv(), if reports_open && end.is_none() => match report {
-                Some(Ok(Report::Started { init_pid })) => {
-                    debug!(init_pid, "evaluation started");
-                    init = Pidfd::open(init_pid)
-                        .inspect_err(|error| warn!(init_pid, %error, "cannot open a pidfd for init"))
-                        .ok();
-                }
-                Some(Ok(report)) => {
-                    debug!(?report, "runner reported");
-                    end = Some(End::Report(report));
-                }
-                Some(Err(FrameError::Closed)) | None => {
-                    reports_open = false;
-                    end = Some(End::Lost("the runner channel closed before the evaluation ended".into()));
-                }
-                Some(Err(e)) => {
-                    reports_open = false;
-                    kill_tree(init.as_ref(), &child);
-                    end = Some(End::Lost(e.to_string()));
                 }
             },
             _ = tokio::time::sleep_until(grace), if end.is_none() || drain_deadline.is_some() => {
@@ -228,21 +211,44 @@ async fn run(
     }
     let wall_time = start.elapsed();
 
-    // Everything of the evaluation is dead or dying; reap the runner.
-    let runner_status = match tokio::time::timeout(DRAIN_GRACE, child.wait()).await {
-        Ok(Ok(status)) => Some(status),
+    let end = match end {
+        Some(end) => end,
+        None => match read_final_report(&mut stream).await {
+            Ok(report) => End::Report(report),
+            Err((true, reason)) if spare => {
+                return Err(Attempt::SpareLost(reason));
+            }
+            Err((_, reason)) => {
+                kill_tree(init.as_ref(), &child);
+                End::Lost(reason)
+            }
+        },
+    };
+    // Everything of the evaluation is dead: init reported after killing the
+    // rest, or was killed. The runner is exiting on its own (or killed here);
+    // reap it off the evaluation's path. Dropped, it would be killed and reaped.
+    let runner_status = match child.try_wait() {
+        Ok(Some(status)) => Some(status),
+        _ if matches!(end, End::Report(_)) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            None
+        }
         _ => {
             kill_tree(init.as_ref(), &child);
-            child.wait().await.ok()
+            tokio::time::timeout(DRAIN_GRACE, child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok)
         }
     };
     let end = match end {
-        Some(End::Lost(reason)) => End::Lost(match runner_status {
+        End::Lost(reason) => End::Lost(match runner_status {
             Some(status) if !status.success() => format!("{reason}: the runner {status}"),
             _ => reason,
         }),
-        Some(end) => end,
-        None => End::Lost("the runner ended without a report".into()),
+        end => end,
     };
     let stats = plan.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default();
     let captured = capture.finish();
@@ -298,8 +304,12 @@ async fn run(
             Status::SetupFailed { step, code, signal }
         }
         End::Report(Report::SpawnFailed { reason, code }) => Status::SpawnFailed { reason, code },
-        End::Report(Report::Failed { reason }) => return Err(ExecError::RunnerFailed { reason }),
-        End::Report(Report::Started { .. }) => unreachable!("Started is not final"),
+        End::Report(Report::Failed { reason }) => {
+            return Err(Attempt::Failed(ExecError::RunnerFailed { reason }))
+        }
+        End::Report(Report::Started { .. } | Report::Accepted) => {
+            unreachable!("only final reports end an evaluation")
+        }
     };
     debug!(
         status = outcome.status.name(),
@@ -312,26 +322,60 @@ async fn run(
 /// Kills every process of the evaluation: SIGKILL to its init ends its whole
 /// pid namespace; the runner goes too (and takes init with it through its
 /// parent-death signal when init's pid was not known yet).
-/// A connected runner: a spare if one is alive and answers, else a fresh one.
-async fn acquire(
-    pool: &Pool,
-    patience: Duration,
-) -> Result<(Launched, interprocess::local_socket::tokio::Stream), ExecError> {
-    let program = &pool.launcher().program;
-    if let Some(mut spare) = pool.take() {
-        match spare.connect(program, patience).await {
-            // A spare that died after its hello would look like a lost channel.
-            Ok(stream) if matches!(spare.process.try_wait(), Ok(None)) => {
-                debug!(runner_pid = spare.process.pid(), "using a spare runner");
-                return Ok((spare, stream));
+/// How one attempt at an evaluation failed.
+enum Attempt {
+    /// The spare it used died before accepting the job: nothing ran, so a
+    /// fresh runner may run it.
+    SpareLost(String),
+    Failed(ExecError),
+}
+
+impl From<ExecError> for Attempt {
+    fn from(error: ExecError) -> Self {
+        Attempt::Failed(error)
+    }
+}
+
+impl From<FrameError> for Attempt {
+    fn from(error: FrameError) -> Self {
+        Attempt::Failed(error.into())
+    }
+}
+
+/// Reads the reports left on the channel once the output has ended: the
+/// acknowledgement of the job, then the final report. On failure, says
+/// whether the runner was lost before acknowledging the job (so nothing of
+/// it ran and another runner may run it), and why it failed.
+async fn read_final_report(stream: &mut Stream) -> Result<Report, (bool, String)> {
+    let mut accepted = false;
+    loop {
+        let report = tokio::time::timeout(DRAIN_GRACE, frame::read_async::<_, Report>(stream))
+            .await
+            .map_err(|_| {
+                (
+                    false,
+                    "the runner sent no report after the output ended".to_string(),
+                )
+            })?;
+        match report {
+            Ok(Report::Accepted) if !accepted => accepted = true,
+            Ok(report) if accepted && report.is_final() => return Ok(report),
+            Ok(report) => {
+                return Err((
+                    false,
+                    format!("the runner broke the protocol: unexpected {report:?}"),
+                ))
             }
-            Ok(_) => debug!("the spare runner died after connecting; starting a fresh one"),
-            Err(error) => debug!(%error, "the spare runner is unusable; starting a fresh one"),
+            // Lost before acknowledging: the only case where nothing ran.
+            Err(FrameError::Closed) => {
+                return Err((
+                    !accepted,
+                    "the runner channel closed before the evaluation ended".into(),
+                ))
+            }
+            Err(e) => return Err((false, e.to_string())),
         }
     }
-    let mut fresh = pool.launcher().launch()?;
-    let stream = fresh.connect(program, patience).await?;
-    Ok((fresh, stream))
 }
 
 fn kill_tree(init: Option<&Pidfd>, child: &ChildProcess) {

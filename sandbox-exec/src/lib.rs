@@ -34,6 +34,15 @@
 //!
 //! Library users who cannot edit `main` (test harnesses, plugins) point the
 //! executor at the bundled runner: `Executor::with_runner(RunnerProgram::path(…))`.
+//!
+//! # Spare runners
+//!
+//! An executor keeps one runner started ahead of time (see
+//! [`Executor::set_prewarm`]): a spare has already started, connected, and
+//! prepared its namespaces and init, so an evaluation only hands it the job.
+//! Spares are never reused — each runs exactly one evaluation — and a spare
+//! found dead is silently replaced by a fresh runner (its init acknowledges a
+//! job before acting on it, so nothing runs twice).
 
 #![cfg_attr(not(target_os = "linux"), allow(unused))]
 
@@ -52,6 +61,8 @@ mod cgroup;
 mod endpoint;
 #[cfg(target_os = "linux")]
 mod evaluation;
+#[cfg(target_os = "linux")]
+mod handover;
 #[cfg(target_os = "linux")]
 mod launch;
 #[cfg(target_os = "linux")]

@@ -60,6 +60,9 @@ pub(crate) enum Report {
     /// The evaluation's init process exists; this is its pid as the executor sees
     /// it. Killing it kills every process of the evaluation.
     Started { init_pid: u32 },
+    /// Init has read the job and is about to act on it. Until this report the
+    /// job has had no effect, so a runner lost before it may be replaced.
+    Accepted,
     /// A setup step failed; the command did not run.
     SetupFailed {
         step: usize,
@@ -81,6 +84,6 @@ pub(crate) enum Report {
 impl Report {
     /// Whether the evaluation is over once this report arrives.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Report::Started { .. })
+        !matches!(self, Report::Started { .. } | Report::Accepted)
     }
 }

@@ -93,13 +93,21 @@ fn fake_runner() {
                 .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 .unwrap();
         }
-        "garbage-after-job" => {
+        "garbage-after-job" | "garbage-before-accepting" => {
             let token = std::env::var("SANDBOX_RUNNER_TOKEN").unwrap();
             stream.write_all(&hello_frame(&token)).unwrap();
+            // Started { init_pid: our own pid } (varint: 252 then a u32).
+            let mut started = vec![6, 0, 0, 0, 0, 252];
+            started.extend(std::process::id().to_le_bytes());
+            stream.write_all(&started).unwrap();
             let mut prefix = [0u8; 4];
             std::io::Read::read_exact(&mut stream, &mut prefix).unwrap();
             let mut job = vec![0u8; u32::from_le_bytes(prefix) as usize];
             std::io::Read::read_exact(&mut stream, &mut job).unwrap();
+            if mode == "garbage-after-job" {
+                // Accepted.
+                stream.write_all(&[1, 0, 0, 0, 1]).unwrap();
+            }
             // A plausible length followed by bytes that decode to nothing.
             stream
                 .write_all(&[8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
@@ -139,6 +147,18 @@ async fn a_garbage_hello_is_a_clear_handshake_error() {
 #[tokio::test]
 async fn a_garbage_report_is_no_connection_with_the_reason() {
     let outcome = fake_runner_executor("garbage-after-job")
+        .evaluate(shell("true").timeout(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let Status::NoConnection { reason } = &outcome.status else {
+        panic!("expected no_connection, got {:?}", outcome.status);
+    };
+    assert!(reason.contains("malformed frame"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_garbage_answer_to_the_job_is_no_connection_with_the_reason() {
+    let outcome = fake_runner_executor("garbage-before-accepting")
         .evaluate(shell("true").timeout(Duration::from_secs(10)))
         .await
         .unwrap();

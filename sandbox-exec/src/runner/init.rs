@@ -1,6 +1,6 @@
 //! The evaluation's init: pid 1 of its pid namespace. Runs the setup steps and
-//! the command, reaps every orphan, reports how the command ended, and exits —
-//! which makes the kernel kill whatever the command left behind.
+//! the command, reaps every orphan, kills whatever the command left behind,
+//! reports how the command ended, and exits.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -37,9 +37,33 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
         // The executor let the spare go unused.
         Err(_) => std::process::exit(125),
     };
+    if frame::write_sync(&mut stream, &Report::Accepted).is_err() {
+        std::process::exit(125);
+    }
     let report = evaluate(&job).unwrap_or_else(|reason| Report::Failed { reason });
+    end_of_evaluation();
     let _ = frame::write_sync(&mut stream, &report);
     std::process::exit(0)
+}
+
+/// Makes sure nothing of the evaluation runs once it is reported: kills and
+/// reaps every other process of the namespace, then lets go of the output
+/// pipes, so the executor sees end-of-output together with the report and
+/// need not wait for init's own exit.
+fn end_of_evaluation() {
+    // From pid 1, -1 means every other process in this pid namespace.
+    // SAFETY: plain kill and waitpid calls.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    loop {
+        let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
+        if reaped < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break; // ECHILD: nothing left
+        }
+    }
+    for fd in 0..=2 {
+        // SAFETY: init writes only to its socket from here on.
+        unsafe { libc::close(fd) };
+    }
 }
 
 fn evaluate(job: &Job) -> Result<Report, String> {

@@ -1,11 +1,11 @@
-//! fork + exec of one program inside the evaluation, with everything that can
-//! allocate done before the fork.
+//! Spawning one program inside the evaluation (vfork-style, like
+//! `posix_spawn`), with everything that can allocate done before.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 use crate::protocol::Rlimit;
 
@@ -106,33 +106,83 @@ pub(super) fn prepare(
 }
 
 /// Starts `prepared`; returns once it has executed (or failed to).
+/// Stack of the spawned child until it execs (it only makes a few system calls).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the child shares with init while init is suspended: its arguments,
+/// and why it failed if it did.
+struct Shared<'a> {
+    prepared: &'a Prepared,
+    /// Standard input and output for [`Stdio::Capture`].
+    capture: Option<(RawFd, RawFd)>,
+    stage: u8,
+    errno: i32,
+}
+
+/// Starts a program, like `posix_spawn`: the child shares init's memory and
+/// init is suspended until the child has exec'd or failed (`CLONE_VFORK`), so
+/// nothing is copied — neither page tables at the fork nor, for the program,
+/// a copied address space to throw away at its exec — and a failure comes
+/// back through memory rather than a pipe.
 pub(super) fn spawn(prepared: &Prepared, stdio: Stdio<'_>) -> Result<Pid, SpawnError> {
-    let (err_read, err_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
-            reason: format!("cannot create a pipe: {e}"),
-            code: 125,
-        })?;
-    // SAFETY: init is single-threaded; the child only makes system calls on data
-    // prepared before the fork.
-    match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => unsafe { exec_child(prepared, &stdio, err_write.as_raw_fd()) },
-        Ok(ForkResult::Parent { child }) => {
-            drop(err_write);
-            let mut msg = [0u8; 5];
-            let n = read_full(&err_read, &mut msg);
-            if n == 0 {
-                return Ok(child);
-            }
-            let _ = nix::sys::wait::waitpid(child, None);
-            let errno =
-                nix::errno::Errno::from_raw(i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]));
-            Err(describe(prepared, msg[0], errno))
-        }
-        Err(e) => Err(SpawnError {
-            reason: format!("cannot fork: {e}"),
-            code: 125,
-        }),
+    let mut shared = Shared {
+        prepared,
+        capture: match stdio {
+            Stdio::Inherit => None,
+            Stdio::Capture { null, out } => Some((null.as_raw_fd(), out.as_raw_fd())),
+        },
+        stage: 0,
+        errno: 0,
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down from its 16-byte aligned end.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    // Init installs no signal handler, but a handler must never run in the
+    // child while it shares init's memory: block everything around the clone
+    // (the child resets handlers and unblocks before it execs).
+    // SAFETY: plain signal-mask calls on local sets.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
     }
+    // SAFETY: `child_main` runs on its own stack, touches only `shared` (kept
+    // alive by us, as we are suspended until it execs or exits) and makes
+    // async-signal-safe calls.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut shared as *mut Shared<'_>).cast(),
+        )
+    };
+    let clone_error = std::io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    if pid < 0 {
+        return Err(SpawnError {
+            reason: format!("cannot start a process: {clone_error}"),
+            code: 125,
+        });
+    }
+    let pid = Pid::from_raw(pid);
+    if shared.stage == 0 {
+        return Ok(pid);
+    }
+    let _ = nix::sys::wait::waitpid(pid, None);
+    Err(describe(
+        prepared,
+        shared.stage,
+        nix::errno::Errno::from_raw(shared.errno),
+    ))
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Shared` that `spawn` passed to clone and keeps alive.
+    unsafe { exec_child(&mut *arg.cast::<Shared<'_>>()) }
 }
 
 fn describe(p: &Prepared, stage: u8, errno: nix::errno::Errno) -> SpawnError {
@@ -174,30 +224,15 @@ fn describe(p: &Prepared, stage: u8, errno: nix::errno::Errno) -> SpawnError {
     }
 }
 
-fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    got
-}
-
-/// The child side of [`spawn`]. Async-signal-safe: system calls only.
-unsafe fn exec_child(p: &Prepared, stdio: &Stdio<'_>, err: RawFd) -> ! {
-    let fail = |stage: u8| -> ! {
-        let errno = *libc::__errno_location();
-        let e = errno.to_ne_bytes();
-        let msg = [stage, e[0], e[1], e[2], e[3]];
-        libc::write(err, msg.as_ptr().cast(), msg.len());
+/// In the child: reset signals, set up stdio, directory and limits, exec.
+/// Only async-signal-safe calls: the child shares init's memory.
+unsafe fn exec_child(shared: &mut Shared<'_>) -> ! {
+    let p = shared.prepared;
+    let mut fail = |stage: u8| -> ! {
+        shared.stage = stage;
+        shared.errno = *libc::__errno_location();
         libc::_exit(127)
     };
-    // The runner is a Rust program: it ignores SIGPIPE, and ignored signals
-    // survive exec. Programs expect the defaults (`yes | head` must end).
     for sig in 1..libc::SIGRTMIN() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
             libc::signal(sig, libc::SIG_DFL);
@@ -207,10 +242,10 @@ unsafe fn exec_child(p: &Prepared, stdio: &Stdio<'_>, err: RawFd) -> ! {
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 
-    if let Stdio::Capture { null, out } = stdio {
-        libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(out.as_raw_fd(), 1);
-        libc::dup2(out.as_raw_fd(), 2);
+    if let Some((null, out)) = shared.capture {
+        libc::dup2(null, 0);
+        libc::dup2(out, 1);
+        libc::dup2(out, 2);
     }
     if let Some(cwd) = &p.cwd {
         if libc::chdir(cwd.as_ptr()) != 0 {

@@ -131,6 +131,7 @@ async fn run(
             .unwrap_or_default(),
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
+        confinement: confinement(&request.policy),
     };
     let HandedOver {
         launched,
@@ -322,6 +323,19 @@ async fn run(
 /// Kills every process of the evaluation: SIGKILL to its init ends its whole
 /// pid namespace; the runner goes too (and takes init with it through its
 /// parent-death signal when init's pid was not known yet).
+/// The Linux plan of a policy that asks for anything (the default policy asks
+/// for nothing and runs unconfined).
+fn confinement(policy: &sandbox_policy::Policy) -> Option<sandbox_policy::LinuxPlan> {
+    if policy.is_unrestricted() {
+        return None;
+    }
+    let plan = policy.linux_plan(&sandbox_policy::HostFs);
+    for gap in &plan.gaps {
+        debug!(rule = ?gap.rule, reason = %gap.reason, "policy not enforced exactly");
+    }
+    Some(plan)
+}
+
 /// How one attempt at an evaluation failed.
 enum Attempt {
     /// The spare it used died before accepting the job: nothing ran, so a

@@ -41,6 +41,8 @@ pub(crate) struct Job {
     pub cwd: Option<PathBuf>,
     /// Files the evaluation's init writes `0` into, to join its cgroups.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The policy's Linux plan, when the evaluation is confined.
+    pub confinement: Option<sandbox_policy::LinuxPlan>,
     pub rlimits: Vec<Rlimit>,
     /// Most bytes of a failing setup step's output to report.
     pub max_setup_output: usize,

@@ -71,6 +71,11 @@ fn evaluate(job: &Job) -> Result<Report, String> {
         std::fs::write(file, "0")
             .map_err(|e| format!("cannot join cgroup {}: {e}", file.display()))?;
     }
+    // Cgroups first: their files are out of reach once the host is read-only.
+    if let Some(plan) = &job.confinement {
+        super::confine::apply(plan)?;
+        super::confine::lock_down()?;
+    }
     for (step, argv) in job.setup.iter().enumerate() {
         let (termination, output) = run_setup_step(job, argv)?;
         if termination != Termination::Exited(0) {

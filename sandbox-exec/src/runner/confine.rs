@@ -1,0 +1,329 @@
+//! Filesystem and namespace confinement, applied by init before anything of
+//! the evaluation runs: fresh mount, network, IPC and UTS namespaces; the host
+//! root read-only and `nosuid`; the policy's mount plan (writable roots, masked
+//! paths, read-only holes); a private `/tmp` and `/dev/shm`; a `/proc` of the
+//! evaluation's own pid namespace; loopback as the only network; and finally
+//! `no_new_privs` and an empty capability set.
+//!
+//! Mounts use the new mount API: the plan's bind sources are cloned as
+//! detached trees (`open_tree`) before any mask is laid, then attached
+//! (`move_mount`), so a hole can be bound back inside a masked directory, and
+//! whole trees are made read-only at once (`mount_setattr`).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+use sandbox_policy::{Kind, LinuxPlan, MountOp};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+
+/// `struct mount_attr` (version 0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn cpath(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("path {} contains a NUL byte", path.display()))
+}
+
+fn os_err(what: String) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// Applies the namespaces and the mount plan. Needs the capabilities init has
+/// in its user namespace (or as root).
+pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS,
+    )
+    .map_err(|e| format!("cannot create mount, network, IPC and UTS namespaces: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make the mount tree private: {e}"))?;
+
+    // Detached copies of the sources, taken while nothing hides them.
+    let sources = plan
+        .mounts
+        .iter()
+        .map(|op| match op {
+            MountOp::BindWritable { path } | MountOp::ReadOnly { path } => {
+                clone_tree(path).map(Some)
+            }
+            MountOp::MaskDir { .. } | MountOp::MaskFile { .. } => Ok(None),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+
+    set_attr(
+        Path::new("/"),
+        true,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        0,
+    )?;
+    private_tmpfs(Path::new("/tmp"))?;
+    if Path::new("/dev/shm").is_dir() {
+        private_tmpfs(Path::new("/dev/shm"))?;
+    }
+
+    for (op, source) in plan.mounts.iter().zip(sources) {
+        match (op, source) {
+            (MountOp::BindWritable { path }, Some(tree)) => {
+                attach(&tree, path)?;
+                set_attr(path, true, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY)?;
+            }
+            (MountOp::ReadOnly { path }, Some(tree)) => {
+                attach(&tree, path)?;
+                set_attr(path, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)?;
+            }
+            // Nothing there to hide (a host path under the private /tmp).
+            (MountOp::MaskDir { path, .. } | MountOp::MaskFile { path }, _)
+                if std::fs::symlink_metadata(path).is_err() => {}
+            (MountOp::MaskDir { path, mountpoints }, _) => {
+                mount(
+                    Some("tmpfs"),
+                    path,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some("mode=0755,size=64k"),
+                )
+                .map_err(|e| format!("cannot mask {}: {e}", path.display()))?;
+                for point in mountpoints {
+                    let created = match point.kind {
+                        Kind::Dir => std::fs::create_dir_all(&point.path),
+                        _ => std::fs::create_dir_all(point.path.parent().unwrap_or(path))
+                            .and_then(|()| std::fs::File::create(&point.path).map(drop)),
+                    };
+                    created.map_err(|e| {
+                        format!("cannot create mount point {}: {e}", point.path.display())
+                    })?;
+                }
+                set_attr(path, false, MOUNT_ATTR_RDONLY, 0)?;
+            }
+            (MountOp::MaskFile { path }, _) => {
+                mount(
+                    Some("/dev/null"),
+                    path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("cannot mask {}: {e}", path.display()))?;
+                set_attr(path, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)?;
+            }
+            (op, None) => unreachable!("a source was cloned for every bind: {op:?}"),
+        }
+    }
+
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot mount /proc for the evaluation's pid namespace: {e}"))?;
+    loopback_up()?;
+    // SAFETY: sethostname reads the given bytes.
+    if unsafe { libc::sethostname(c"sandbox".as_ptr(), 7) } != 0 {
+        return Err(os_err("cannot set the hostname".into()));
+    }
+    Ok(())
+}
+
+/// Forbids gaining privileges and drops every capability, for init and
+/// everything it starts.
+pub(super) fn lock_down() -> Result<(), String> {
+    // SAFETY: prctl calls that only change this process's own credentials.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(os_err("cannot set no_new_privs".into()));
+        }
+        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+            .unwrap_or(63);
+        for cap in 0..=last {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
+                && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+            {
+                return Err(os_err(format!(
+                    "cannot drop capability {cap} from the bounding set"
+                )));
+            }
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let header = Header {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let data = [
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+        ];
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
+            return Err(os_err("cannot drop capabilities".into()));
+        }
+    }
+    Ok(())
+}
+
+fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
+    let c = cpath(path)?;
+    // SAFETY: open_tree returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+        )
+    };
+    if fd < 0 {
+        return Err(os_err(format!(
+            "cannot clone the mount tree at {}",
+            path.display()
+        )));
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn attach(tree: &OwnedFd, path: &Path) -> Result<(), String> {
+    if std::fs::symlink_metadata(path).is_err() {
+        // Under the private /tmp, the host path has no counterpart yet.
+        let is_dir = nix::sys::stat::fstat(tree.as_raw_fd())
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .unwrap_or(true);
+        let created = if is_dir {
+            std::fs::create_dir_all(path)
+        } else {
+            std::fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))
+                .and_then(|()| std::fs::File::create(path).map(drop))
+        };
+        created.map_err(|e| format!("cannot create the mount point {}: {e}", path.display()))?;
+    }
+    let c = cpath(path)?;
+    // SAFETY: move_mount of a detached tree we own onto an existing path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(os_err(format!("cannot bind {}", path.display())));
+    }
+    Ok(())
+}
+
+fn set_attr(path: &Path, recursive: bool, set: u64, clear: u64) -> Result<(), String> {
+    let c = cpath(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (version 0 size).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            if recursive { AT_RECURSIVE } else { 0 },
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(os_err(format!(
+            "cannot change the mount flags of {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn private_tmpfs(path: &Path) -> Result<(), String> {
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(|e| format!("cannot mount a private {}: {e}", path.display()))
+}
+
+/// The new network namespace's loopback starts down.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: an ioctl pair on a throwaway datagram socket, on a zeroed ifreq.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(os_err("cannot open a socket to bring up loopback".into()));
+        }
+        let sock = OwnedFd::from_raw_fd(sock);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(os_err("cannot read the loopback flags".into()));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(os_err("cannot bring up loopback".into()));
+        }
+    }
+    Ok(())
+}

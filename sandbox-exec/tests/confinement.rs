@@ -1,0 +1,175 @@
+//! Filesystem and namespace confinement, enforced by the real kernel: each
+//! test runs a real command under a policy and checks what it could do.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{executor, shell, unique_tag};
+use sandbox_exec::{EvalRequest, Status};
+use sandbox_policy::{Context, HostFs, Policy};
+
+/// A scratch directory outside /tmp (which every confined evaluation sees
+/// as a private, empty tmpfs).
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sbx-confine-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+fn policy(allow: &[String], deny: &[String]) -> Policy {
+    let ctx = Context {
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into()),
+        cwd: std::env::current_dir().unwrap(),
+    };
+    let mut builder = Policy::builder(ctx);
+    for a in allow {
+        builder = builder.allow(a.clone());
+    }
+    for d in deny {
+        builder = builder.deny(d.clone());
+    }
+    builder.build(&HostFs).expect("policy").0
+}
+
+fn edit(dir: &Path) -> Vec<String> {
+    vec![format!("Edit({})", dir.display())]
+}
+
+async fn run(request: EvalRequest) -> sandbox_exec::Outcome {
+    let outcome = executor().evaluate(request).await.unwrap();
+    assert!(
+        !matches!(outcome.status, Status::NoConnection { .. }),
+        "{:?}",
+        outcome.status
+    );
+    outcome
+}
+
+#[tokio::test]
+async fn writes_outside_the_writable_roots_are_refused() {
+    let (writable, other) = (scratch(), scratch());
+    let target = other.path().join("escaped");
+    let outcome = run(shell(&format!("echo x > {}", target.display()))
+        .policy(policy(&edit(writable.path()), &[])))
+    .await;
+    assert_ne!(
+        outcome.status,
+        Status::Exited { code: 0 },
+        "{}",
+        outcome.output_text()
+    );
+    assert!(
+        outcome.output_text().contains("Read-only file system"),
+        "{}",
+        outcome.output_text()
+    );
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn writes_inside_a_writable_root_reach_the_host() {
+    let writable = scratch();
+    let target = writable.path().join("out");
+    let outcome = run(shell(&format!("echo kept > {}", target.display()))
+        .policy(policy(&edit(writable.path()), &[])))
+    .await;
+    assert_eq!(
+        outcome.status,
+        Status::Exited { code: 0 },
+        "{}",
+        outcome.output_text()
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept\n");
+}
+
+#[tokio::test]
+async fn a_denied_read_region_shows_nothing() {
+    let secret_dir = scratch();
+    std::fs::write(secret_dir.path().join("secret"), "hunter2").unwrap();
+    let outcome = run(shell(&format!(
+        "ls -A {dir}; cat {dir}/secret",
+        dir = secret_dir.path().display()
+    ))
+    .policy(policy(
+        &[],
+        &[format!("Read({})", secret_dir.path().display())],
+    )))
+    .await;
+    assert!(
+        !outcome.output_text().contains("hunter2"),
+        "{}",
+        outcome.output_text()
+    );
+    assert!(
+        outcome.output_text().contains("No such file"),
+        "{}",
+        outcome.output_text()
+    );
+}
+
+#[tokio::test]
+async fn tmp_is_private_to_the_evaluation() {
+    let name = unique_tag("tmp");
+    let outcome = run(shell(&format!("echo x > /tmp/{name} && cat /tmp/{name}"))
+        .policy(policy(&edit(scratch().path()), &[])))
+    .await;
+    assert_eq!(
+        outcome.status,
+        Status::Exited { code: 0 },
+        "{}",
+        outcome.output_text()
+    );
+    assert!(!Path::new("/tmp").join(&name).exists());
+}
+
+#[tokio::test]
+async fn the_network_namespace_has_only_loopback() {
+    let outcome = run(shell("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
+        .policy(policy(&edit(scratch().path()), &[])))
+    .await;
+    assert_eq!(outcome.output_text(), "lo\n");
+}
+
+#[tokio::test]
+async fn the_command_has_no_capabilities_and_cannot_gain_privileges() {
+    let outcome = run(
+        shell("grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status")
+            .policy(policy(&edit(scratch().path()), &[])),
+    )
+    .await;
+    let text = outcome.output_text();
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    for field in ["CapEff", "CapPrm", "CapBnd"] {
+        assert!(
+            text.contains(&format!("{field}:\t0000000000000000")),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn host_processes_are_invisible() {
+    let outcome =
+        run(shell("ls /proc | grep -c '^[0-9]'").policy(policy(&edit(scratch().path()), &[])))
+            .await;
+    let count: u32 = outcome.output_text().trim().parse().unwrap();
+    // init, the shell, ls and grep at most.
+    assert!(count <= 4, "{count} processes visible");
+}
+
+#[tokio::test]
+async fn a_policy_free_evaluation_is_not_confined() {
+    let dir = scratch();
+    let target = dir.path().join("free");
+    let outcome = run(shell(&format!("echo x > {}", target.display()))).await;
+    assert_eq!(
+        outcome.status,
+        Status::Exited { code: 0 },
+        "{}",
+        outcome.output_text()
+    );
+}

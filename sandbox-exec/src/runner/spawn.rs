@@ -270,7 +270,10 @@ unsafe fn exec_child(shared: &mut Shared<'_>) -> ! {
         );
         match *libc::__errno_location() {
             libc::ENOENT | libc::ENOTDIR => {}
-            libc::EACCES => denied = true,
+            // A PATH directory we may not search hides nothing from us, as in
+            // a shell: only a file that exists but cannot be run is "denied".
+            libc::EACCES if libc::access(candidate.as_ptr(), libc::F_OK) == 0 => denied = true,
+            libc::EACCES => {}
             _ => fail(STAGE_EXEC),
         }
     }

@@ -52,6 +52,7 @@ mod error;
 mod executor;
 mod frame;
 mod observe;
+mod platform;
 mod protocol;
 mod runner;
 
@@ -76,6 +77,10 @@ pub use error::ExecError;
 pub use executor::{Executor, RunnerProgram, DEFAULT_PREWARM};
 pub use frame::FrameError;
 pub use observe::{NoObserver, Observer, OutputStream};
+pub use platform::{
+    probe as probe_platform, CgroupMode, CgroupReport, Enforcement, Landlock, PlatformReport,
+    Seccomp, UserNamespaces,
+};
 pub use runner::{dispatch, runner_main};
 
 pub use sandbox_core::{

@@ -52,12 +52,93 @@ pub struct Cli {
     pub command: CliCommand,
 }
 
-/// The subcommands. Later issues add `policy`, `platform`, `violations`, …
+/// The subcommands. Later issues add `violations`, …
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Run one command, confined, in a fresh child process.
     #[command(long_about = RUN_LONG_ABOUT)]
     Run(RunArgs),
+    /// Show or check the effective filesystem and network policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// What this machine supports and what the sandbox enforces on it.
+    #[command(long_about = PLATFORM_LONG_ABOUT)]
+    Platform(PlatformArgs),
+}
+
+const POLICY_INPUTS_HELP: &str = "\
+The policy is merged from, in order: the user settings (~/.sandbox/settings.json),
+the project settings (./.sandbox/settings.json), --settings FILE, then --allow and
+--deny. Later layers add rules; deny rules win whatever their layer. Without any
+settings file or flag, `sandbox run` applies no filesystem or network policy.";
+
+const PLATFORM_LONG_ABOUT: &str = "\
+What this machine supports (kernel, user namespaces, Landlock, seccomp, cgroups,
+root) and, derived from it, what the sandbox enforces and can observe here.
+With --json, one JSON object (described in sandbox-cli/POLICY.md).";
+
+/// Where a policy comes from besides the default settings files: shared by
+/// `run`, `policy show` and `policy check`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(after_long_help = POLICY_INPUTS_HELP)]
+pub struct PolicyInputs {
+    /// A settings JSON file, applied after the user and project settings.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+
+    /// Allow a permission: Read(PATH), Edit(PATH), WebFetch(domain:NAME),
+    /// WebFetch(tcp:HOST:PORT), UnixSocket(PATH) (repeatable).
+    #[arg(long, value_name = "PERM")]
+    pub allow: Vec<String>,
+
+    /// Deny a permission, e.g. Read(~/.ssh) hides ~/.ssh (repeatable); deny beats allow.
+    #[arg(long, value_name = "PERM")]
+    pub deny: Vec<String>,
+}
+
+/// `sandbox policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// The effective policy, each rule with the layer it came from, and what the
+    /// Linux enforcement cannot apply exactly.
+    Show(PolicyShowArgs),
+    /// Validate the settings files and flags: exit 0 when valid (warnings
+    /// allowed), 1 when there are errors.
+    Check(PolicyCheckArgs),
+}
+
+/// Arguments of `sandbox policy show`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyShowArgs {
+    #[command(flatten)]
+    /// The policy inputs.
+    pub inputs: PolicyInputs,
+
+    /// Print one JSON object (described in sandbox-cli/POLICY.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sandbox policy check`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyCheckArgs {
+    #[command(flatten)]
+    /// The policy inputs.
+    pub inputs: PolicyInputs,
+
+    /// Print one JSON object (described in sandbox-cli/POLICY.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sandbox platform`.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    /// Print one JSON object instead of `key: value` lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `sandbox run`.
@@ -120,6 +201,10 @@ pub struct RunArgs {
     /// standard input. By default the command's standard input is empty.
     #[arg(long, value_name = "FILE")]
     pub stdin: Option<StdinSource>,
+
+    #[command(flatten)]
+    /// The filesystem and network policy.
+    pub policy: PolicyInputs,
 
     #[arg(long, long_help = JSON_HELP)]
     /// Print the outcome as one JSON object instead of the output.
@@ -247,7 +332,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let cli = Cli::try_parse_from(["sandbox", "run"].iter().chain(args))?;
-        let CliCommand::Run(run) = cli.command;
+        let CliCommand::Run(run) = cli.command else {
+            panic!("not a run command")
+        };
         Ok(run)
     }
 

@@ -1,13 +1,17 @@
 //! `sandbox`: runs untrusted commands in a fresh, confined child process.
 //!
 //! This binary is thin on purpose: it parses arguments ([`args`]), asks the
-//! libraries to do the work ([`run`]) and renders the result ([`render`]).
-//! Anything a library user would also need belongs in `sandbox-core` or
-//! `sandbox-exec`, not here. The `--json` output is documented in `JSON.md`
-//! next to this crate's `Cargo.toml`.
+//! libraries to do the work ([`run`], [`policy_cmd`], [`platform_cmd`]) and
+//! renders the result ([`render`]). Anything a library user would also need
+//! belongs in `sandbox-core`, `sandbox-exec` or `sandbox-policy`, not here. The
+//! `--json` output of `run` is documented in `JSON.md` next to this crate's
+//! `Cargo.toml`, that of `policy` and `platform` in `POLICY.md`.
 
 mod args;
 mod logging;
+mod platform_cmd;
+mod policy_build;
+mod policy_cmd;
 mod render;
 mod run;
 
@@ -15,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, CliCommand};
+use crate::args::{Cli, CliCommand, PolicyCommand};
 
 fn main() -> ExitCode {
     // The executor re-executes this binary as its runner child; in that child
@@ -29,6 +33,9 @@ fn main() -> ExitCode {
             logging::init(args.debug);
             run::run(args)
         }
+        CliCommand::Policy(PolicyCommand::Show(args)) => policy_cmd::show(args),
+        CliCommand::Policy(PolicyCommand::Check(args)) => policy_cmd::check(args),
+        CliCommand::Platform(args) => platform_cmd::platform(args),
     };
     // Exit statuses are one byte; the kernel would keep only the low byte of
     // anything larger, so do the same here rather than fail.

@@ -37,7 +37,16 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
                 .with_context(|| format!("cannot resolve --cwd {}", cwd.display()))?,
         );
     }
-    let request = build_request(&args, stdin);
+    let ctx = crate::policy_build::host_context()?;
+    let (policy, report) = crate::policy_build::build(&args.policy, ctx)
+        .map_err(|err| anyhow::anyhow!(crate::policy_build::describe(&err)))?;
+    crate::policy_cmd::print_warnings(&report.warnings);
+    let mut request = build_request(&args, stdin);
+    // With no settings file and no flag nothing asked for confinement: keep the
+    // unconfined behaviour rather than impose the empty policy (no writes, no network).
+    if crate::policy_build::anything_requested(&args.policy, &report) {
+        request = request.policy(policy);
+    }
     let facts = RequestFacts::of(&request);
     tracing::debug!(
         id = %request.id,
@@ -193,7 +202,9 @@ mod tests {
 
     fn request(args: &[&str]) -> EvalRequest {
         let cli = Cli::try_parse_from(["sandbox", "run"].iter().chain(args)).unwrap();
-        let CliCommand::Run(run) = cli.command;
+        let CliCommand::Run(run) = cli.command else {
+            panic!("not a run command")
+        };
         build_request(&run, Vec::new())
     }
 
@@ -328,7 +339,9 @@ mod tests {
     #[test]
     fn stdin_bytes_are_passed_along() {
         let cli = Cli::try_parse_from(["sandbox", "run", "cat"]).unwrap();
-        let CliCommand::Run(run) = cli.command;
+        let CliCommand::Run(run) = cli.command else {
+            panic!("not a run command")
+        };
         assert_eq!(build_request(&run, b"data".to_vec()).stdin, b"data");
     }
 

@@ -299,13 +299,16 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
         Some(abi) => line(
             "filesystem",
             true,
-            format!("mount namespace + Landlock ABI {abi}"),
+            format!(
+                "mount namespace (read-only host, writable roots, masks); \
+                 Landlock ABI {abi} available but not applied yet"
+            ),
         ),
         None => line(
             "filesystem",
             true,
             format!(
-                "mount namespace only (Landlock: {})",
+                "mount namespace (read-only host, writable roots, masks); Landlock: {}",
                 report
                     .landlock
                     .unavailable_reason
@@ -317,13 +320,13 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
     out.push(line(
         "network",
         true,
-        "network namespace; traffic only through the filtering proxy".into(),
+        "network namespace with loopback only (the filtering proxy is not built yet: no outside network)".into(),
     ));
     out.push(line(
         "syscall filter",
-        report.seccomp.available,
+        false,
         if report.seccomp.available {
-            "seccomp".into()
+            "not applied yet (seccomp is available in this kernel)".into()
         } else {
             "seccomp is unavailable in this kernel".into()
         },
@@ -665,7 +668,8 @@ mod tests {
     fn the_landlock_abi_is_named_in_the_filesystem_line() {
         assert_eq!(
             line(&enforcement(&report()), "filesystem").detail,
-            "mount namespace + Landlock ABI 3"
+            "mount namespace (read-only host, writable roots, masks); \
+             Landlock ABI 3 available but not applied yet"
         );
     }
 

@@ -98,6 +98,18 @@ pub struct PolicyInputs {
     pub deny: Vec<String>,
 }
 
+#[cfg(test)]
+impl PolicyInputs {
+    /// Inputs made of `--allow` and `--deny` flags only.
+    pub fn flags(allow: &[&str], deny: &[&str]) -> Self {
+        PolicyInputs {
+            settings: None,
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// `sandbox policy …`.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {

@@ -98,18 +98,14 @@ mod tests {
         }
     }
 
-    fn inputs(allow: &[&str], deny: &[&str]) -> PolicyInputs {
-        PolicyInputs {
-            settings: None,
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            deny: deny.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
     #[test]
     fn a_bad_flag_names_the_flag_and_quotes_the_string() {
         let dir = tempfile::tempdir().unwrap();
-        let err = build(&inputs(&[], &["Raed(~/.ssh)"]), ctx(dir.path())).unwrap_err();
+        let err = build(
+            &PolicyInputs::flags(&[], &["Raed(~/.ssh)"]),
+            ctx(dir.path()),
+        )
+        .unwrap_err();
         let text = describe(&err);
         assert!(text.starts_with("--deny: "), "{text}");
         assert!(text.contains("\"Raed(~/.ssh)\""), "{text}");
@@ -118,7 +114,7 @@ mod tests {
     #[test]
     fn a_missing_settings_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut i = inputs(&[], &[]);
+        let mut i = PolicyInputs::flags(&[], &[]);
         i.settings = Some(dir.path().join("nope.json"));
         let err = build(&i, ctx(dir.path())).unwrap_err();
         assert!(describe(&err).contains("nope.json"), "{}", describe(&err));
@@ -128,9 +124,9 @@ mod tests {
     #[test]
     fn no_file_and_no_flag_requests_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, report) = build(&inputs(&[], &[]), ctx(dir.path())).unwrap();
-        assert!(!anything_requested(&inputs(&[], &[]), &report));
-        let flags = inputs(&["Edit(.)"], &[]);
+        let (_, report) = build(&PolicyInputs::flags(&[], &[]), ctx(dir.path())).unwrap();
+        assert!(!anything_requested(&PolicyInputs::flags(&[], &[]), &report));
+        let flags = PolicyInputs::flags(&["Edit(.)"], &[]);
         let (_, report) = build(&flags, ctx(dir.path())).unwrap();
         assert!(anything_requested(&flags, &report));
     }
@@ -138,7 +134,11 @@ mod tests {
     #[test]
     fn flags_land_in_the_flag_layer() {
         let dir = tempfile::tempdir().unwrap();
-        let (policy, _) = build(&inputs(&[], &["Read(~/.ssh)"]), ctx(dir.path())).unwrap();
+        let (policy, _) = build(
+            &PolicyInputs::flags(&[], &["Read(~/.ssh)"]),
+            ctx(dir.path()),
+        )
+        .unwrap();
         let rule = policy
             .rules()
             .into_iter()

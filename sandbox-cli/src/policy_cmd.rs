@@ -400,18 +400,10 @@ mod tests {
         (dir, ctx)
     }
 
-    fn inputs(allow: &[&str], deny: &[&str]) -> PolicyInputs {
-        PolicyInputs {
-            settings: None,
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            deny: deny.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
     #[test]
     fn check_reports_every_bad_flag_not_only_the_first() {
         let (_dir, ctx) = setup();
-        let result = check_inputs(&inputs(&["Nope(x)"], &["Read()"]), &ctx);
+        let result = check_inputs(&PolicyInputs::flags(&["Nope(x)"], &["Read()"]), &ctx);
         assert_eq!(result.errors.len(), 2);
         assert_eq!(result.checked, ["--allow \"Nope(x)\"", "--deny \"Read()\""]);
     }
@@ -419,7 +411,7 @@ mod tests {
     #[test]
     fn check_skips_absent_default_files_but_not_a_named_one() {
         let (_dir, ctx) = setup();
-        let mut i = inputs(&[], &[]);
+        let mut i = PolicyInputs::flags(&[], &[]);
         assert!(check_inputs(&i, &ctx).checked.is_empty());
         i.settings = Some("missing.json".into());
         let result = check_inputs(&i, &ctx);
@@ -433,7 +425,7 @@ mod tests {
         let path = ctx.cwd.join(".sandbox/settings.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, r#"{"zzz": 1}"#).unwrap();
-        let result = check_inputs(&inputs(&[], &[]), &ctx);
+        let result = check_inputs(&PolicyInputs::flags(&[], &[]), &ctx);
         assert!(result.errors.is_empty());
         assert_eq!(result.warnings.len(), 1);
         assert_eq!(result.warnings[0].layer, Layer::Project(path));
@@ -444,7 +436,7 @@ mod tests {
         let (_dir, ctx) = setup();
         let file = ctx.cwd.join("bad.json");
         std::fs::write(&file, "{\n  \"network\": {,}\n}").unwrap();
-        let mut i = inputs(&[], &[]);
+        let mut i = PolicyInputs::flags(&[], &[]);
         i.settings = Some(file.clone());
         let value = check_json(&check_inputs(&i, &ctx));
         assert_eq!(value["valid"], false);

@@ -144,27 +144,27 @@ async fn a_garbage_hello_is_a_clear_handshake_error() {
     assert!(message.contains("exceeds"), "{message}");
 }
 
-#[tokio::test]
-async fn a_garbage_report_is_no_connection_with_the_reason() {
-    let outcome = fake_runner_executor("garbage-after-job")
+/// The `no_connection` reason of an evaluation run by the fake runner `mode`.
+async fn no_connection_reason(mode: &str) -> String {
+    let outcome = fake_runner_executor(mode)
         .evaluate(shell("true").timeout(Duration::from_secs(10)))
         .await
         .unwrap();
-    let Status::NoConnection { reason } = &outcome.status else {
+    let Status::NoConnection { reason } = outcome.status else {
         panic!("expected no_connection, got {:?}", outcome.status);
     };
+    reason
+}
+
+#[tokio::test]
+async fn a_garbage_report_is_no_connection_with_the_reason() {
+    let reason = no_connection_reason("garbage-after-job").await;
     assert!(reason.contains("malformed frame"), "{reason}");
 }
 
 #[tokio::test]
 async fn a_garbage_answer_to_the_job_is_no_connection_with_the_reason() {
-    let outcome = fake_runner_executor("garbage-before-accepting")
-        .evaluate(shell("true").timeout(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    let Status::NoConnection { reason } = &outcome.status else {
-        panic!("expected no_connection, got {:?}", outcome.status);
-    };
+    let reason = no_connection_reason("garbage-before-accepting").await;
     assert!(reason.contains("malformed frame"), "{reason}");
 }
 

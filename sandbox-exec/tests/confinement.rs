@@ -49,6 +49,13 @@ async fn run(request: EvalRequest) -> sandbox_exec::Outcome {
     outcome
 }
 
+/// Runs `line` under a policy whose only writable root is a fresh scratch
+/// directory (kept alive for the run).
+async fn run_confined(line: &str) -> sandbox_exec::Outcome {
+    let writable = scratch();
+    run(shell(line).policy(policy(&edit(writable.path()), &[]))).await
+}
+
 #[tokio::test]
 async fn writes_outside_the_writable_roots_are_refused() {
     let (writable, other) = (scratch(), scratch());
@@ -114,9 +121,7 @@ async fn a_denied_read_region_shows_nothing() {
 #[tokio::test]
 async fn tmp_is_private_to_the_evaluation() {
     let name = unique_tag("tmp");
-    let outcome = run(shell(&format!("echo x > /tmp/{name} && cat /tmp/{name}"))
-        .policy(policy(&edit(scratch().path()), &[])))
-    .await;
+    let outcome = run_confined(&format!("echo x > /tmp/{name} && cat /tmp/{name}")).await;
     assert_eq!(
         outcome.status,
         Status::Exited { code: 0 },
@@ -128,19 +133,14 @@ async fn tmp_is_private_to_the_evaluation() {
 
 #[tokio::test]
 async fn the_network_namespace_has_only_loopback() {
-    let outcome = run(shell("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
-        .policy(policy(&edit(scratch().path()), &[])))
-    .await;
+    let outcome = run_confined("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '").await;
     assert_eq!(outcome.output_text(), "lo\n");
 }
 
 #[tokio::test]
 async fn the_command_has_no_capabilities_and_cannot_gain_privileges() {
-    let outcome = run(
-        shell("grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status")
-            .policy(policy(&edit(scratch().path()), &[])),
-    )
-    .await;
+    let outcome =
+        run_confined("grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status").await;
     let text = outcome.output_text();
     assert!(text.contains("NoNewPrivs:\t1"), "{text}");
     for field in ["CapEff", "CapPrm", "CapBnd"] {
@@ -153,9 +153,7 @@ async fn the_command_has_no_capabilities_and_cannot_gain_privileges() {
 
 #[tokio::test]
 async fn host_processes_are_invisible() {
-    let outcome =
-        run(shell("ls /proc | grep -c '^[0-9]'").policy(policy(&edit(scratch().path()), &[])))
-            .await;
+    let outcome = run_confined("ls /proc | grep -c '^[0-9]'").await;
     let count: u32 = outcome.output_text().trim().parse().unwrap();
     // init, the shell, ls and grep at most.
     assert!(count <= 4, "{count} processes visible");

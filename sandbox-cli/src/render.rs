@@ -71,6 +71,9 @@ pub fn finish_human(
         }
         let _ = out.flush();
     }
+    for weakening in &outcome.weakened {
+        let _ = writeln!(err, "sandbox: warning: {weakening}");
+    }
     if let Some(line) = status {
         let _ = writeln!(err, "{line}");
     }
@@ -210,6 +213,7 @@ mod tests {
             usage: ResourceUsage::default(),
             limits: Vec::new(),
             violations: Vec::new(),
+            weakened: Vec::new(),
         }
     }
 

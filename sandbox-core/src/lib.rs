@@ -27,6 +27,7 @@ mod executor;
 mod id;
 mod limits;
 mod outcome;
+mod protection;
 mod request;
 mod units;
 mod violation;
@@ -37,6 +38,7 @@ pub use executor::Executor;
 pub use id::EvalId;
 pub use limits::{LimitEnforcement, LimitKind, Limits, Mechanism};
 pub use outcome::{Outcome, ResourceUsage, Status, StreamCounts, Termination, Truncation};
+pub use protection::{Protection, UnknownProtection, Weakening};
 pub use request::{
     Command, EvalRequest, OutputLimitAction, TruncateMode, DEFAULT_ENV_ALLOWLIST,
     DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT,

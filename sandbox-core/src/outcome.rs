@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use crate::{EvalId, LimitEnforcement, TruncateMode, Violation};
+use crate::{EvalId, LimitEnforcement, TruncateMode, Violation, Weakening};
 
 /// How an evaluation ended, classified precisely.
 ///
@@ -175,6 +175,10 @@ pub struct Outcome {
     pub limits: Vec<LimitEnforcement>,
     /// Denied actions recorded during the evaluation.
     pub violations: Vec<Violation>,
+    /// Protections of the policy this machine applied only in part, or not at
+    /// all because the request accepted that ([`crate::EvalRequest::accept_weaker`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weakened: Vec<Weakening>,
 }
 
 impl Outcome {
@@ -268,6 +272,7 @@ mod tests {
             usage: ResourceUsage::default(),
             limits: Vec::new(),
             violations: Vec::new(),
+            weakened: Vec::new(),
         }
     }
 

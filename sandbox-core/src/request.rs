@@ -1,10 +1,10 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sandbox_policy::Policy;
 
-use crate::{EvalId, Limits};
+use crate::{EvalId, Limits, Protection};
 
 /// Default wall-clock timeout of an evaluation (the seed's 60 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -124,6 +124,10 @@ pub struct EvalRequest {
     pub limits: Limits,
     /// Confinement policy.
     pub policy: Policy,
+    /// Protections the caller agrees to go without when this machine cannot
+    /// apply them (default: none, so such an evaluation is refused).
+    #[serde(default)]
+    pub accept_weaker: BTreeSet<Protection>,
 }
 
 impl EvalRequest {
@@ -147,6 +151,7 @@ impl EvalRequest {
             on_output_limit: OutputLimitAction::Truncate,
             limits: Limits::default(),
             policy: Policy::default(),
+            accept_weaker: BTreeSet::new(),
         }
     }
 
@@ -207,6 +212,13 @@ impl EvalRequest {
     /// Sets the confinement policy.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Lets the evaluation run without `protection` when this machine cannot
+    /// apply it (the outcome then lists it in [`crate::Outcome::weakened`]).
+    pub fn accept_weaker(mut self, protection: Protection) -> Self {
+        self.accept_weaker.insert(protection);
         self
     }
 

@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use sandbox_core::LimitKind;
+use sandbox_core::{LimitKind, Weakening};
 
 use crate::FrameError;
 
@@ -58,6 +58,17 @@ pub enum ExecError {
     /// The channel to the runner failed while the request was being sent.
     #[error("cannot talk to the runner: {0}")]
     Channel(#[from] FrameError),
+    /// The policy needs protections this machine cannot apply, and the request
+    /// did not accept running without them.
+    #[error(
+        "refusing to run with weaker confinement than asked: {}; to run anyway, accept it explicitly: {} (EvalRequest::accept_weaker)",
+        missing.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("; "),
+        missing.iter().map(|w| format!("--accept-weaker {}", w.protection)).collect::<Vec<_>>().join(" ")
+    )]
+    WeakerConfinement {
+        /// What is missing, and why.
+        missing: Vec<Weakening>,
+    },
     /// A requested limit cannot be enforced on this machine.
     #[error("the {limit} limit cannot be enforced here: {reason}")]
     LimitUnavailable {

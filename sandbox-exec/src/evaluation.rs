@@ -114,6 +114,7 @@ async fn run(
     observer: &mut dyn Observer,
     use_spare: bool,
 ) -> Result<Outcome, Attempt> {
+    let (confinement, weakened) = crate::protection::confinement(request)?;
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
     let job = Job {
@@ -131,7 +132,7 @@ async fn run(
             .unwrap_or_default(),
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
-        confinement: confinement(&request.policy),
+        confinement,
     };
     let HandedOver {
         launched,
@@ -267,6 +268,7 @@ async fn run(
         },
         limits: plan.enforcement.clone(),
         violations: Vec::new(),
+        weakened,
     };
     outcome.status = match end {
         End::TimedOut => Status::TimedOut,
@@ -325,17 +327,6 @@ async fn run(
 /// parent-death signal when init's pid was not known yet).
 /// The Linux plan of a policy that asks for anything (the default policy asks
 /// for nothing and runs unconfined).
-fn confinement(policy: &sandbox_policy::Policy) -> Option<sandbox_policy::LinuxPlan> {
-    if policy.is_unrestricted() {
-        return None;
-    }
-    let plan = policy.linux_plan(&sandbox_policy::HostFs);
-    for gap in &plan.gaps {
-        debug!(rule = ?gap.rule, reason = %gap.reason, "policy not enforced exactly");
-    }
-    Some(plan)
-}
-
 /// How one attempt at an evaluation failed.
 enum Attempt {
     /// The spare it used died before accepting the job: nothing ran, so a
@@ -380,11 +371,19 @@ async fn read_final_report(stream: &mut Stream) -> Result<Report, (bool, String)
                     format!("the runner broke the protocol: unexpected {report:?}"),
                 ))
             }
-            // Lost before acknowledging: the only case where nothing ran.
+            // Lost before acknowledging: the only case where nothing ran. A
+            // runner killed with the job unread in its socket resets the
+            // connection instead of closing it.
             Err(FrameError::Closed) => {
                 return Err((
                     !accepted,
                     "the runner channel closed before the evaluation ended".into(),
+                ))
+            }
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err((
+                    !accepted,
+                    format!("the runner channel was reset before the evaluation ended: {e}"),
                 ))
             }
             Err(e) => return Err((false, e.to_string())),

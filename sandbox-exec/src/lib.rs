@@ -72,6 +72,10 @@ mod limits;
 mod pidfd;
 #[cfg(target_os = "linux")]
 mod prewarm;
+#[cfg(target_os = "linux")]
+mod protection;
+#[cfg(target_os = "linux")]
+mod seccomp;
 
 pub use error::ExecError;
 pub use executor::{Executor, RunnerProgram, DEFAULT_PREWARM};

@@ -295,25 +295,20 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
                 .into(),
         )
     });
+    let mounts = "mount namespace (read-only nosuid host, writable roots, masks, private /tmp, minimal /dev)";
     out.push(match report.landlock.abi {
-        Some(abi) => line(
-            "filesystem",
-            true,
-            format!(
-                "mount namespace (read-only host, writable roots, masks); \
-                 Landlock ABI {abi} available but not applied yet"
-            ),
-        ),
+        Some(abi) => line("filesystem", true, format!("{mounts} + Landlock ABI {abi}")),
         None => line(
             "filesystem",
             true,
             format!(
-                "mount namespace (read-only host, writable roots, masks); Landlock: {}",
+                "{mounts}; Landlock unavailable ({}): confined evaluations are refused \
+                 unless run with --accept-weaker landlock",
                 report
                     .landlock
                     .unavailable_reason
                     .as_deref()
-                    .unwrap_or("unavailable")
+                    .unwrap_or("unknown reason")
             ),
         ),
     });
@@ -322,14 +317,28 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
         true,
         "network namespace with loopback only (the filtering proxy is not built yet: no outside network)".into(),
     ));
+    out.push(if report.seccomp.available {
+        line(
+            "syscall filter",
+            true,
+            "seccomp: EPERM for ptrace, mount and namespace calls, keyrings, bpf, perf, \
+             userfaultfd, io_uring, kexec and modules, TIOCSTI/TIOCLINUX, clone with namespace \
+             flags, raw, packet and non-IP sockets (Unix only when allowed); clone3 gets ENOSYS"
+                .into(),
+        )
+    } else {
+        line(
+            "syscall filter",
+            false,
+            "seccomp is unavailable in this kernel: confined evaluations are refused unless \
+             run with --accept-weaker seccomp"
+                .into(),
+        )
+    });
     out.push(line(
-        "syscall filter",
-        false,
-        if report.seccomp.available {
-            "not applied yet (seccomp is available in this kernel)".into()
-        } else {
-            "seccomp is unavailable in this kernel".into()
-        },
+        "privileges",
+        true,
+        "no_new_privs, every capability dropped, host mounted nosuid".into(),
     ));
     let v1_cgroups = report.root && report.cgroup.mode != CgroupMode::V2;
     out.push(if v1_cgroups && report.cgroup.v1_memory {
@@ -370,31 +379,34 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
     out.push(line(
         "network violations",
         true,
-        "observable: the proxy reports every denied connection".into(),
+        "not recorded yet: the filtering proxy is not built".into(),
     ));
     out.push(line(
         "syscall violations",
-        report.seccomp.user_notification,
+        false,
         if report.seccomp.user_notification {
-            "observable via seccomp user notification".into()
+            "not recorded yet: denied calls fail with EPERM (seccomp user notification, which could report them, is available)".into()
         } else {
-            "not observable: no seccomp user notification (Linux 5.0+)".into()
+            "not recorded: denied calls fail with EPERM; no seccomp user notification (Linux 5.0+) to report them".into()
         },
     ));
-    out.push(match report.landlock.abi {
-        Some(abi) if abi >= LANDLOCK_AUDIT_ABI => line(
-            "filesystem violations",
-            true,
-            format!("observable via Landlock audit (ABI {abi})"),
-        ),
-        _ => line(
-            "filesystem violations",
-            false,
-            format!("not observable: Landlock audit needs ABI {LANDLOCK_AUDIT_ABI} (Linux 6.15+)"),
-        ),
-    });
+    out.push(line(
+        "filesystem violations",
+        false,
+        match report.landlock.abi {
+            Some(abi) if abi >= LANDLOCK_AUDIT_ABI => format!(
+                "not recorded yet: denied accesses fail with EACCES/EROFS (Landlock audit, ABI {abi}, could report them)"
+            ),
+            _ => format!(
+                "not recorded: denied accesses fail with EACCES/EROFS; Landlock audit needs ABI {LANDLOCK_AUDIT_ABI} (Linux 6.15+)"
+            ),
+        },
+    ));
     out
 }
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{landlock as landlock_support, seccomp as seccomp_support};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -465,7 +477,7 @@ mod linux {
         }
     }
 
-    fn landlock() -> Landlock {
+    pub(crate) fn landlock() -> Landlock {
         // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the
         // VERSION flag only returns the ABI version; it creates nothing.
         let abi = unsafe {
@@ -494,7 +506,7 @@ mod linux {
         }
     }
 
-    fn seccomp() -> Seccomp {
+    pub(crate) fn seccomp() -> Seccomp {
         // SAFETY: PR_GET_SECCOMP takes no pointer and only reads our mode.
         let available = unsafe { libc::prctl(libc::PR_GET_SECCOMP) } >= 0;
         let mut action = libc::SECCOMP_RET_USER_NOTIF;
@@ -659,26 +671,57 @@ mod tests {
     #[test]
     fn filesystem_violations_need_landlock_audit() {
         let mut r = report();
-        assert!(!line(&enforcement(&r), "filesystem violations").enforced);
         r.landlock.abi = Some(LANDLOCK_AUDIT_ABI);
-        assert!(line(&enforcement(&r), "filesystem violations").enforced);
+        let detail = line(&enforcement(&r), "filesystem violations")
+            .detail
+            .clone();
+        assert!(
+            detail.contains("Landlock audit, ABI 7, could report them"),
+            "{detail}"
+        );
+        r.landlock.abi = Some(3);
+        let detail = line(&enforcement(&r), "filesystem violations")
+            .detail
+            .clone();
+        assert!(detail.contains("needs ABI 7"), "{detail}");
     }
 
     #[test]
     fn the_landlock_abi_is_named_in_the_filesystem_line() {
-        assert_eq!(
-            line(&enforcement(&report()), "filesystem").detail,
-            "mount namespace (read-only host, writable roots, masks); \
-             Landlock ABI 3 available but not applied yet"
-        );
+        let detail = line(&enforcement(&report()), "filesystem").detail.clone();
+        assert!(detail.ends_with(" + Landlock ABI 3"), "{detail}");
     }
 
     #[test]
-    fn syscall_violations_follow_user_notification() {
+    fn missing_landlock_says_evaluations_are_refused() {
         let mut r = report();
-        assert!(line(&enforcement(&r), "syscall violations").enforced);
+        r.landlock = Landlock {
+            abi: None,
+            unavailable_reason: Some("disabled at boot (lsm=)".into()),
+        };
+        let detail = line(&enforcement(&r), "filesystem").detail.clone();
+        assert!(detail.contains("disabled at boot (lsm=)"), "{detail}");
+        assert!(detail.contains("--accept-weaker landlock"), "{detail}");
+    }
+
+    #[test]
+    fn the_syscall_filter_line_follows_seccomp_support() {
+        let mut r = report();
+        assert!(line(&enforcement(&r), "syscall filter").enforced);
+        r.seccomp.available = false;
+        assert!(!line(&enforcement(&r), "syscall filter").enforced);
+    }
+
+    #[test]
+    fn syscall_violations_name_user_notification() {
+        let mut r = report();
+        assert!(line(&enforcement(&r), "syscall violations")
+            .detail
+            .contains("is available"));
         r.seccomp.user_notification = false;
-        assert!(!line(&enforcement(&r), "syscall violations").enforced);
+        assert!(line(&enforcement(&r), "syscall violations")
+            .detail
+            .contains("Linux 5.0+"));
     }
 
     #[test]

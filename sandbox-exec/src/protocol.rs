@@ -41,11 +41,42 @@ pub(crate) struct Job {
     pub cwd: Option<PathBuf>,
     /// Files the evaluation's init writes `0` into, to join its cgroups.
     pub cgroup_procs: Vec<PathBuf>,
-    /// The policy's Linux plan, when the evaluation is confined.
-    pub confinement: Option<sandbox_policy::LinuxPlan>,
+    /// What to confine the evaluation with; `None` for an unrestricted policy.
+    pub confinement: Option<Confinement>,
     pub rlimits: Vec<Rlimit>,
     /// Most bytes of a failing setup step's output to report.
     pub max_setup_output: usize,
+}
+
+/// The confinement init applies before anything of the evaluation runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Confinement {
+    /// Namespaces and mounts.
+    pub plan: sandbox_policy::LinuxPlan,
+    /// Whether to apply Landlock on top of the mounts.
+    pub landlock: LandlockMode,
+    /// seccomp programs, installed in order (none when the caller accepted
+    /// running without a filter on a machine that has none).
+    pub seccomp: Vec<Vec<BpfInstruction>>,
+}
+
+/// How init applies Landlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum LandlockMode {
+    /// Not at all: the machine has none and the caller accepted that.
+    Skip,
+    /// As fully as the kernel allows. `required`: fail rather than run when the
+    /// kernel enforces nothing of it.
+    Apply { required: bool },
+}
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BpfInstruction {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
 }
 
 /// Resource usage of the evaluation's processes, as `getrusage` reports it.

@@ -19,11 +19,14 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use sandbox_policy::{Kind, LinuxPlan, MountOp};
 
+use crate::protocol::BpfInstruction;
+
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// `struct mount_attr` (version 0).
 #[repr(C)]
@@ -68,10 +71,16 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
         .iter()
         .map(|op| match op {
             MountOp::BindWritable { path } | MountOp::ReadOnly { path } => {
-                clone_tree(path).map(Some)
+                clone_tree(path, true).map(Some)
             }
             MountOp::MaskDir { .. } | MountOp::MaskFile { .. } => Ok(None),
         })
+        .collect::<Result<Vec<_>, String>>()?;
+
+    let devices = DEVICES
+        .iter()
+        .filter(|name| Path::new("/dev").join(name).exists())
+        .map(|name| clone_tree(&Path::new("/dev").join(name), false).map(|tree| (*name, tree)))
         .collect::<Result<Vec<_>, String>>()?;
 
     set_attr(
@@ -81,9 +90,7 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
         0,
     )?;
     private_tmpfs(Path::new("/tmp"))?;
-    if Path::new("/dev/shm").is_dir() {
-        private_tmpfs(Path::new("/dev/shm"))?;
-    }
+    minimal_dev(devices)?;
 
     for (op, source) in plan.mounts.iter().zip(sources) {
         match (op, source) {
@@ -150,6 +157,80 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
     Ok(())
 }
 
+/// The host devices an evaluation sees; everything else of the host's `/dev`
+/// (disks, `kmsg`, `mem`, other terminals) is absent.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A fresh `/dev`: a small tmpfs with the [`DEVICES`] bound in, a private
+/// devpts instance (so `openpty` works and no host terminal is reachable), a
+/// private `/dev/shm`, the usual symlinks, then read-only.
+fn minimal_dev(devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
+    let dev = Path::new("/dev");
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=0755,size=64k"),
+    )
+    .map_err(|e| format!("cannot mount a private /dev: {e}"))?;
+    let in_dev = |name: &str| dev.join(name);
+    for (name, tree) in devices {
+        let path = in_dev(name);
+        std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        attach(&tree, &path)?;
+        set_attr(
+            &path,
+            false,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            MOUNT_ATTR_RDONLY,
+        )?;
+    }
+    for dir in ["pts", "shm"] {
+        std::fs::create_dir(in_dev(dir)).map_err(|e| format!("cannot create /dev/{dir}: {e}"))?;
+    }
+    mount(
+        Some("devpts"),
+        &in_dev("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(|e| format!("cannot mount a private /dev/pts: {e}"))?;
+    private_tmpfs(&in_dev("shm"))?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, in_dev(link))
+            .map_err(|e| format!("cannot create /dev/{link}: {e}"))?;
+    }
+    set_attr(dev, false, MOUNT_ATTR_RDONLY, 0)
+}
+
+/// Installs the seccomp programs, in order. Needs `no_new_privs` (or
+/// `CAP_SYS_ADMIN`), so it comes after [`lock_down`].
+pub(super) fn install_seccomp(programs: &[Vec<BpfInstruction>]) -> Result<(), String> {
+    for (n, program) in programs.iter().enumerate() {
+        let filter: seccompiler::BpfProgram = program
+            .iter()
+            .map(|i| seccompiler::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        seccompiler::apply_filter(&filter)
+            .map_err(|e| format!("cannot install seccomp program {}: {e}", n + 1))?;
+    }
+    Ok(())
+}
+
 /// Forbids gaining privileges and drops every capability, for init and
 /// everything it starts.
 pub(super) fn lock_down() -> Result<(), String> {
@@ -212,15 +293,18 @@ pub(super) fn lock_down() -> Result<(), String> {
     Ok(())
 }
 
-fn clone_tree(path: &Path) -> Result<OwnedFd, String> {
+/// A detached copy of the mount at `path` (with the mounts beneath it when
+/// `recursive`).
+fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
     let c = cpath(path)?;
+    let recursive = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: open_tree returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | recursive,
         )
     };
     if fd < 0 {

@@ -12,7 +12,7 @@ use sandbox_core::{Termination, TruncateMode};
 use super::spawn::{self, Stdio};
 use crate::capture::Capture;
 use crate::frame;
-use crate::protocol::{Job, Report, Usage};
+use crate::protocol::{Confinement, Job, LandlockMode, Report, Usage};
 use crate::OutputStream;
 
 pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
@@ -72,9 +72,8 @@ fn evaluate(job: &Job) -> Result<Report, String> {
             .map_err(|e| format!("cannot join cgroup {}: {e}", file.display()))?;
     }
     // Cgroups first: their files are out of reach once the host is read-only.
-    if let Some(plan) = &job.confinement {
-        super::confine::apply(plan)?;
-        super::confine::lock_down()?;
+    if let Some(confinement) = &job.confinement {
+        confine(confinement)?;
     }
     for (step, argv) in job.setup.iter().enumerate() {
         let (termination, output) = run_setup_step(job, argv)?;
@@ -105,6 +104,18 @@ fn evaluate(job: &Job) -> Result<Report, String> {
             max_rss_kib: command_usage.max_rss_kib,
         },
     })
+}
+
+/// Namespaces and mounts, then Landlock (which opens its rule paths in the
+/// new mount tree), then no privileges, then the seccomp programs (which
+/// forbid the mount calls made before them).
+fn confine(confinement: &Confinement) -> Result<(), String> {
+    super::confine::apply(&confinement.plan)?;
+    if let LandlockMode::Apply { required } = confinement.landlock {
+        super::landlock::restrict(&confinement.plan, required)?;
+    }
+    super::confine::lock_down()?;
+    super::confine::install_seccomp(&confinement.seccomp)
 }
 
 fn spawn_failed(e: spawn::SpawnError) -> Report {

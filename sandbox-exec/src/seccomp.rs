@@ -1,0 +1,230 @@
+//! The seccomp programs a confined evaluation runs under, compiled once per
+//! executor from the policy's [`SeccompPlan`].
+//!
+//! Three filters, installed by init after the mounts and before anything of the
+//! evaluation runs (the kernel applies the strictest answer of all of them):
+//!
+//! 1. **denials** (`EPERM`): system calls no evaluation needs and that widen
+//!    the attack surface or reach outside the sandbox — tracing other processes,
+//!    mounting and namespaces once the sandbox is built, keyrings, `bpf`,
+//!    `perf_event_open`, `userfaultfd`, `io_uring`, kexec and modules, handles
+//!    that bypass path checks, the TIOCSTI/TIOCLINUX terminal injections,
+//!    `clone` with any `CLONE_NEW*` flag, and sockets other than IPv4, IPv6 and
+//!    netlink (plus Unix when the policy allows a Unix socket), raw IP sockets
+//!    and `AF_PACKET`;
+//! 2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so it
+//!    is refused as "not implemented", which makes libc fall back to `clone`,
+//!    whose flags filter 1 checks;
+//! 3. **x32** (`ENOSYS`, x86-64 only): the x32 ABI numbers its system calls with
+//!    bit 30 set under the same audit architecture, which would slip past the
+//!    numbers filter 1 matches.
+
+use std::collections::BTreeMap;
+
+use sandbox_policy::SeccompPlan;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::protocol::BpfInstruction;
+
+#[cfg(target_arch = "x86_64")]
+const ARCH: TargetArch = TargetArch::x86_64;
+#[cfg(target_arch = "aarch64")]
+const ARCH: TargetArch = TargetArch::aarch64;
+#[cfg(target_arch = "riscv64")]
+const ARCH: TargetArch = TargetArch::riscv64;
+
+/// System calls refused whatever their arguments.
+const DENIED: &[i64] = &[
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_acct,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+];
+
+/// Namespace flags `clone` must not carry.
+const CLONE_NEW: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+/// The obsolete packet socket type of `AF_INET` (libc deprecates the constant).
+const SOCK_PACKET: i32 = 10;
+
+/// Socket families an evaluation may create (Unix only when allowed).
+const SOCKET_FAMILIES: &[i32] = &[libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK];
+
+/// Why a filter could not be built (a bug of ours: the rules are constants).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the seccomp filter: {0}")]
+pub(crate) struct FilterError(String);
+
+fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, FilterError> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+        .map_err(|e| FilterError(e.to_string()))
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, FilterError> {
+    SeccompRule::new(conditions).map_err(|e| FilterError(e.to_string()))
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    action: SeccompAction,
+) -> Result<Vec<BpfInstruction>, FilterError> {
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, action, ARCH)
+        .map_err(|e| FilterError(e.to_string()))?;
+    let program: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| FilterError(e.to_string()))?;
+    Ok(program
+        .into_iter()
+        .map(|i| BpfInstruction {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
+}
+
+/// The denials filter (see the module docs).
+fn denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in DENIED {
+        // An empty rule list matches every call.
+        rules.insert(*nr, Vec::new());
+    }
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![
+            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCSTI)?])?,
+            rule(vec![cond(1, SeccompCmpOp::Eq, libc::TIOCLINUX)?])?,
+        ],
+    );
+    rules.insert(
+        libc::SYS_clone,
+        CLONE_NEW
+            .iter()
+            .map(|&flag| rule(vec![cond(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
+            .collect::<Result<_, _>>()?,
+    );
+    let mut families: Vec<i32> = SOCKET_FAMILIES.to_vec();
+    if plan.allow_unix_sockets {
+        families.push(libc::AF_UNIX);
+    }
+    let other_family = families
+        .iter()
+        .map(|&f| cond(0, SeccompCmpOp::Ne, f as u64))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut socket = vec![rule(other_family)?];
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        for kind in [libc::SOCK_RAW, SOCK_PACKET] {
+            socket.push(rule(vec![
+                cond(0, SeccompCmpOp::Eq, family as u64)?,
+                // The type's low bits; SOCK_NONBLOCK and SOCK_CLOEXEC sit above.
+                cond(1, SeccompCmpOp::MaskedEq(0xf), kind as u64)?,
+            ])?);
+        }
+    }
+    rules.insert(libc::SYS_socket, socket);
+    compile(rules, SeccompAction::Errno(libc::EPERM as u32))
+}
+
+fn clone3() -> Result<Vec<BpfInstruction>, FilterError> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    compile(rules, SeccompAction::Errno(libc::ENOSYS as u32))
+}
+
+/// `nr & 0x40000000` (the x32 bit) → `ENOSYS`, everything else allowed.
+#[cfg(target_arch = "x86_64")]
+fn x32() -> Vec<BpfInstruction> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
+    vec![
+        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        ins(JSET_K, 0, 1, 0x4000_0000),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// The programs for `plan`, in installation order.
+pub(crate) fn programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
+    #[allow(unused_mut)]
+    let mut out = vec![denials(plan)?, clone3()?];
+    #[cfg(target_arch = "x86_64")]
+    out.push(x32());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_fits_the_kernel_limit() {
+        for allow_unix in [false, true] {
+            let plan = SeccompPlan {
+                allow_unix_sockets: allow_unix,
+                ..SeccompPlan::default()
+            };
+            for program in programs(&plan).unwrap() {
+                assert!(!program.is_empty() && program.len() <= 4096);
+            }
+        }
+    }
+
+    #[test]
+    fn allowing_unix_sockets_changes_the_socket_rule() {
+        let closed = programs(&SeccompPlan::default()).unwrap();
+        let open = programs(&SeccompPlan {
+            allow_unix_sockets: true,
+            ..SeccompPlan::default()
+        })
+        .unwrap();
+        assert_ne!(closed[0], open[0]);
+        assert_eq!(closed[1], open[1]);
+    }
+}

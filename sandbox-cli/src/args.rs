@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sandbox_core::{OutputLimitAction, TruncateMode};
+use sandbox_core::{OutputLimitAction, Protection, TruncateMode};
 
 const ABOUT: &str = "Run untrusted commands in a fresh, confined child process, with hard limits.";
 
@@ -218,6 +218,17 @@ pub struct RunArgs {
     /// The filesystem and network policy.
     pub policy: PolicyInputs,
 
+    /// Run with no filesystem or network confinement at all: only the
+    /// timeout, output and resource limits apply.
+    #[arg(long, conflicts_with_all = ["settings", "allow", "deny", "accept_weaker"])]
+    pub unconfined: bool,
+
+    /// Run even though this machine cannot apply PROTECTION (landlock,
+    /// seccomp, or all); without it such an evaluation is refused. The
+    /// outcome lists what was weakened (repeatable).
+    #[arg(long, value_name = "PROTECTION", value_parser = protections)]
+    pub accept_weaker: Vec<Protections>,
+
     #[arg(long, long_help = JSON_HELP)]
     /// Print the outcome as one JSON object instead of the output.
     pub json: bool,
@@ -297,6 +308,19 @@ impl From<&std::ffi::OsStr> for StdinSource {
             StdinSource::File(PathBuf::from(value))
         }
     }
+}
+
+/// The protections one `--accept-weaker` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protections(pub Vec<Protection>);
+
+fn protections(text: &str) -> Result<Protections, String> {
+    if text == "all" {
+        return Ok(Protections(Protection::ALL.to_vec()));
+    }
+    text.parse::<Protection>()
+        .map(|p| Protections(vec![p]))
+        .map_err(|err| err.to_string())
 }
 
 fn size(text: &str) -> Result<u64, String> {

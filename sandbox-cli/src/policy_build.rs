@@ -36,12 +36,6 @@ pub fn build(inputs: &PolicyInputs, ctx: Context) -> Result<(Policy, Report), Po
     builder.build(&HostFs)
 }
 
-/// Whether anything asked for a policy: a settings layer was loaded or a flag given.
-/// When nothing did, `sandbox run` keeps its unconfined behaviour.
-pub fn anything_requested(inputs: &PolicyInputs, report: &Report) -> bool {
-    !report.layers.is_empty() || !inputs.allow.is_empty() || !inputs.deny.is_empty()
-}
-
 /// One line saying which flag or file is wrong and quoting the bad part:
 /// `--allow: invalid permission "Foo(x)": unknown kind "Foo" (expected …)`.
 pub fn describe(err: &PolicyError) -> String {
@@ -119,16 +113,6 @@ mod tests {
         let err = build(&i, ctx(dir.path())).unwrap_err();
         assert!(describe(&err).contains("nope.json"), "{}", describe(&err));
         assert_eq!(error_file(&err), Some(&dir.path().join("nope.json")));
-    }
-
-    #[test]
-    fn no_file_and_no_flag_requests_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, report) = build(&PolicyInputs::flags(&[], &[]), ctx(dir.path())).unwrap();
-        assert!(!anything_requested(&PolicyInputs::flags(&[], &[]), &report));
-        let flags = PolicyInputs::flags(&["Edit(.)"], &[]);
-        let (_, report) = build(&flags, ctx(dir.path())).unwrap();
-        assert!(anything_requested(&flags, &report));
     }
 
     #[test]

@@ -41,11 +41,10 @@ pub fn show(args: PolicyShowArgs) -> i32 {
     };
     print_warnings(&report.warnings);
     let gaps = policy.linux_plan(&HostFs).gaps;
-    let applied = policy_build::anything_requested(&args.inputs, &report);
     if args.json {
-        println!("{}", show_json(&policy, &report, &gaps, applied));
+        println!("{}", show_json(&policy, &report, &gaps));
     } else {
-        print!("{}", show_human(&policy, &report, &gaps, applied));
+        print!("{}", show_human(&policy, &report, &gaps));
     }
     0
 }
@@ -244,10 +243,9 @@ fn origin_json(origin: &Origin) -> Value {
 }
 
 /// The JSON object of `policy show` (see POLICY.md).
-pub fn show_json(policy: &Policy, report: &Report, gaps: &[Gap], applied: bool) -> Value {
+pub fn show_json(policy: &Policy, report: &Report, gaps: &[Gap]) -> Value {
     let net = &policy.network;
     json!({
-        "applied_by_run": applied,
         "layers": report.layers.iter().map(layer_json).collect::<Vec<_>>(),
         "rules": policy.rules().iter().map(|r| json!({
             "list": r.list,
@@ -286,21 +284,14 @@ fn origin_text(origin: &Origin) -> (String, String) {
 
 /// The human table of `policy show`: one group per list, each rule with its
 /// layer, then the network settings and the Linux gaps.
-pub fn show_human(policy: &Policy, report: &Report, gaps: &[Gap], applied: bool) -> String {
+pub fn show_human(policy: &Policy, report: &Report, gaps: &[Gap]) -> String {
     let mut out = String::new();
-    if applied {
-        let mut layers: Vec<String> = vec!["mandatory".into()];
-        layers.extend(report.layers.iter().map(Layer::to_string));
-        if policy.rules().iter().any(|r| r.origin.layer == Layer::Flag) {
-            layers.push("command line".into());
-        }
-        let _ = writeln!(out, "layers: {}", layers.join(", "));
-    } else {
-        out.push_str(
-            "layers: none (no settings file, no flag): `sandbox run` applies no filesystem or \
-             network policy; with any rule it would apply the one below\n",
-        );
+    let mut layers: Vec<String> = vec!["mandatory".into()];
+    layers.extend(report.layers.iter().map(Layer::to_string));
+    if policy.rules().iter().any(|r| r.origin.layer == Layer::Flag) {
+        layers.push("command line".into());
     }
+    let _ = writeln!(out, "layers: {}", layers.join(", "));
     out.push_str(
         "reads: allowed except deny read (allow read re-opens); writes: only under allow write,\n\
          except deny write; network: only to network allow, except network deny\n",
@@ -458,7 +449,7 @@ mod tests {
             .allow("WebFetch(domain:example.com)")
             .build(&fs)
             .unwrap();
-        let text = show_human(&policy, &report, &[], true);
+        let text = show_human(&policy, &report, &[]);
         let columns: Vec<usize> = text
             .lines()
             .filter(|l| {
@@ -472,7 +463,7 @@ mod tests {
 
     #[test]
     fn show_lists_empty_groups_as_none() {
-        let text = show_human(&Policy::default(), &Report::default(), &[], false);
+        let text = show_human(&Policy::default(), &Report::default(), &[]);
         assert!(text.contains("\nnetwork allow\n  (none)\n"), "{text}");
         assert!(
             text.contains("not enforced exactly on Linux: nothing"),

@@ -42,9 +42,9 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
         .map_err(|err| anyhow::anyhow!(crate::policy_build::describe(&err)))?;
     crate::policy_cmd::print_warnings(&report.warnings);
     let mut request = build_request(&args, stdin);
-    // With no settings file and no flag nothing asked for confinement: keep the
-    // unconfined behaviour rather than impose the empty policy (no writes, no network).
-    if crate::policy_build::anything_requested(&args.policy, &report) {
+    // Confined unless asked otherwise: with no settings and no flag the policy
+    // is the mandatory one (read-only host, private /tmp, no network).
+    if !args.unconfined {
         request = request.policy(policy);
     }
     let facts = RequestFacts::of(&request);
@@ -102,6 +102,9 @@ pub fn build_request(args: &RunArgs, stdin: Vec<u8>) -> EvalRequest {
             open_files: args.open_files,
         })
         .stdin(stdin);
+    for protection in args.accept_weaker.iter().flat_map(|p| &p.0) {
+        request = request.accept_weaker(*protection);
+    }
     for step in &args.setup {
         request = request.setup(Command::shell(step.as_str()));
     }

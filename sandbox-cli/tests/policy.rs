@@ -164,15 +164,13 @@ fn show_json_is_one_documented_object() {
 }
 
 #[test]
-fn show_without_any_input_says_run_applies_no_policy() {
+fn show_without_any_input_is_the_mandatory_policy() {
     let sb = Sandbox::new();
     let out = sb.sandbox(&["policy", "show"]);
     assert_eq!(code(&out), 0, "{out:?}");
     let text = sb.redact(&out.stdout);
-    assert!(
-        text.starts_with("layers: none (no settings file, no flag)"),
-        "{text}"
-    );
+    assert!(text.starts_with("layers: mandatory\n"), "{text}");
+    assert!(text.contains("/home/.bashrc "), "{text}");
 }
 
 #[test]

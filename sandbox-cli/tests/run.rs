@@ -351,7 +351,10 @@ fn a_failing_setup_step_is_reported_with_its_output() {
 #[test]
 fn setup_steps_run_before_the_command_in_the_same_child() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let writable = format!("Edit({})", dir.path().display());
     let done = run(&mut sandbox_run([
+        "--allow".as_ref(),
+        writable.as_ref(),
         "--cwd".as_ref(),
         dir.path().as_os_str(),
         "--setup".as_ref(),

@@ -12,19 +12,32 @@
 //! - `output/flood_1GiB_limit_50KB`: a child writing 1 GiB to stdout under the
 //!   default 50 KB output limit; criterion reports bytes/second drained. (The
 //!   host memory side of the same case is the `flood` example.)
+//! - `confined/evaluate_true`: one fully confined evaluation of `/bin/true`:
+//!   a policy built with [`Policy::builder`] whose only writable root is a
+//!   scratch directory (a non-default policy: every namespace, the mount plan
+//!   and whatever else the executor applies for a policy), plus memory, CPU
+//!   time, pids, file size and open files limits.
+//! - `confined/bwrap_true`: spawn + wait of `bwrap --unshare-all
+//!   --die-with-parent --dev /dev --proc /proc --ro-bind / / /bin/true`, the
+//!   baseline the confined evaluation is compared with (skipped with a message
+//!   when `bwrap` is not installed). `cargo xtask bench` installs bubblewrap,
+//!   runs the benchmark as root and as uid 65534, and prints the confined p50s,
+//!   the confined/bwrap ratio (target at most 0.5) and the unprivileged/root
+//!   ratio (target at most 1.3).
 //!
 //! Run with `cargo bench -p sandbox-exec --bench evaluate` (or `cargo xtask bench`
 //! for the summary); add a filter such as `-- latency` to run one group. The
 //! runner is the bundled `sandbox-runner` binary that cargo builds for the bench;
 //! set `SANDBOX_RUNNER_BIN` to benchmark another one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use sandbox_exec::{Command, EvalRequest, Executor, RunnerProgram};
+use sandbox_exec::{Command, EvalRequest, Executor, Limits, RunnerProgram};
+use sandbox_policy::{Context, HostFs, Policy};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -63,6 +76,67 @@ fn flood_request() -> EvalRequest {
     ]))
     .max_output(FLOOD_LIMIT)
     .timeout(Duration::from_secs(60))
+}
+
+/// The exact command line `confined/bwrap_true` runs.
+const BWRAP_ARGS: &[&str] = &[
+    "--unshare-all",
+    "--die-with-parent",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    "--ro-bind",
+    "/",
+    "/",
+    "/bin/true",
+];
+
+/// Limits for the confined evaluation: all set, none near what `/bin/true` uses.
+fn confined_limits() -> Limits {
+    Limits {
+        memory: Some(256 << 20),
+        cpu_time: Some(Duration::from_secs(10)),
+        pids: Some(64),
+        file_size: Some(16 << 20),
+        open_files: Some(256),
+    }
+}
+
+/// A policy whose only writable root is `scratch`.
+fn confined_policy(scratch: &Path) -> Policy {
+    let ctx = Context {
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into()),
+        cwd: std::env::current_dir().expect("current directory"),
+    };
+    let (policy, report) = Policy::builder(ctx)
+        .allow(format!("Edit({})", scratch.display()))
+        .build(&HostFs)
+        .expect("building the confined policy");
+    for warning in report.warnings {
+        eprintln!("confined: policy warning: {warning:?}");
+    }
+    policy
+}
+
+fn confined_request(policy: &Policy) -> EvalRequest {
+    true_request()
+        .policy(policy.clone())
+        .limits(confined_limits())
+}
+
+/// The `bwrap` in `PATH`, if any.
+fn find_bwrap() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("bwrap"))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn current_thread_runtime() -> Runtime {
@@ -179,5 +253,88 @@ fn output(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, latency, throughput, output);
+fn confined(c: &mut Criterion) {
+    let rt = current_thread_runtime();
+    let executor = executor();
+    // Outside /tmp, which a confined evaluation sees as a private tmpfs.
+    let scratch = tempfile::Builder::new()
+        .prefix("sbx-bench-")
+        .tempdir_in("/var/tmp")
+        .expect("creating a scratch directory in /var/tmp");
+    let policy = confined_policy(scratch.path());
+    let outcome = rt
+        .block_on(executor.evaluate(confined_request(&policy)))
+        .expect("evaluating /bin/true confined");
+    assert!(
+        outcome.status.success(),
+        "confined /bin/true through the executor: {:?}: {}",
+        outcome.status,
+        outcome.output_text()
+    );
+    // No protection accepted as weaker: a missing one refuses the evaluation
+    // above, so the figure is always that of the full confinement.
+    assert!(
+        outcome.weakened.is_empty(),
+        "confined /bin/true ran weakened: {:?}",
+        outcome.weakened
+    );
+    let limits: Vec<String> = outcome
+        .limits
+        .iter()
+        .map(|e| format!("{:?} by {:?}", e.limit, e.mechanism))
+        .collect();
+    eprintln!(
+        "confined: uid {}, limits enforced: {}",
+        nix::unistd::geteuid(),
+        limits.join(", ")
+    );
+
+    // Flat sampling: at several milliseconds an iteration, linear sampling's
+    // 1 + 2 + ... + 50 iterations would not fit in the measurement time.
+    let mut group = c.benchmark_group("confined");
+    group
+        .sample_size(50)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("evaluate_true", |b| {
+        b.iter(|| {
+            rt.block_on(executor.evaluate(confined_request(&policy)))
+                .expect("evaluating /bin/true confined")
+        })
+    });
+    match find_bwrap() {
+        None => eprintln!(
+            "confined/bwrap_true skipped: bwrap not found in PATH \
+             (install bubblewrap, e.g. apt-get install bubblewrap)"
+        ),
+        Some(bwrap) => {
+            let status = std::process::Command::new(&bwrap)
+                .args(BWRAP_ARGS)
+                .status()
+                .expect("spawning bwrap");
+            if !status.success() {
+                eprintln!(
+                    "confined/bwrap_true skipped: `bwrap {}` failed here ({status})",
+                    BWRAP_ARGS.join(" ")
+                );
+            } else {
+                group.bench_function("bwrap_true", |b| {
+                    b.iter(|| {
+                        let status = std::process::Command::new(&bwrap)
+                            .args(BWRAP_ARGS)
+                            .status()
+                            .expect("spawning bwrap");
+                        assert!(status.success(), "bwrap /bin/true: {status}");
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+    drop(executor);
+    drop(scratch);
+}
+
+criterion_group!(benches, latency, throughput, output, confined);
 criterion_main!(benches);

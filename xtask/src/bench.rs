@@ -1,88 +1,277 @@
-//! `cargo xtask bench`: the executor benchmark and a summary of its medians.
+//! `cargo xtask bench`: the executor benchmark, run as the current user and (when
+//! that is root) again as an unprivileged user, and a summary of the medians.
 //!
-//! Criterion writes `<target>/criterion/<group>/<function>/new/estimates.json`
-//! (and `benchmark.json` with the full id) for each benchmark; the summary lists
-//! every median found there and compares `latency/evaluate_true` (an evaluation of
-//! `/bin/true` through the executor) with `latency/raw_spawn_true` (a bare
-//! spawn + wait of `/bin/true`).
+//! Steps:
+//!
+//! 1. `bwrap` must be in `PATH` for `confined/bwrap_true`: as root, bubblewrap is
+//!    installed with apt-get when missing; otherwise it is an error saying what
+//!    to install.
+//! 2. `cargo bench -p sandbox-exec --bench evaluate --no-run` builds the bench
+//!    executable and the `sandbox-runner` binary it starts.
+//! 3. The bench executable runs as the current user, its results in
+//!    `$CRITERION_HOME` (default `<target>/criterion`).
+//! 4. Started as root (and without `--no-unprivileged`), the same executable runs
+//!    again as uid/gid 65534 under `setpriv`, like the unprivileged pass of
+//!    `cargo xtask test`: the executable and the runner are copied into a fresh
+//!    world-readable temp dir (the checkout under `/root` is not traversable by
+//!    other users), `SANDBOX_RUNNER_BIN` points at the copied runner, and
+//!    `CRITERION_HOME` at a directory of that temp dir, so neither run sees the
+//!    other's results. They are kept afterwards in `<target>/criterion-uid65534`.
+//!
+//! Criterion writes `<home>/<group>/<function>/new/estimates.json` (and
+//! `benchmark.json` with the full id) for each benchmark; the summary lists every
+//! median found and checks the targets, p50 being criterion's median:
+//!
+//! - `latency/evaluate_true` / `latency/raw_spawn_true` (an evaluation of
+//!   `/bin/true` against a bare spawn + wait): at most 2;
+//! - `confined/evaluate_true` (a fully confined evaluation of `/bin/true`): p50 at
+//!   most 2.5 ms, and at most 0.5 times `confined/bwrap_true` (`bwrap
+//!   --unshare-all ... /bin/true`) of the same run;
+//! - `confined/evaluate_true` as uid 65534: at most 1.3 times the root figure.
+//!
+//! The targets are judged on the first run (root, normally); the unprivileged
+//! column is shown for comparison.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::cmd;
+use crate::cmd::{self, Artifact, NOBODY};
 
 const EVALUATE: &str = "latency/evaluate_true";
 const RAW_SPAWN: &str = "latency/raw_spawn_true";
+const CONFINED: &str = "confined/evaluate_true";
+const BWRAP: &str = "confined/bwrap_true";
+
+/// `latency/evaluate_true` / `latency/raw_spawn_true`.
 const TARGET_RATIO: f64 = 2.0;
+/// p50 of `confined/evaluate_true`, in milliseconds.
+const TARGET_CONFINED_MS: f64 = 2.5;
+/// `confined/evaluate_true` / `confined/bwrap_true`.
+const TARGET_VS_BWRAP: f64 = 0.5;
+/// `confined/evaluate_true` unprivileged / as root.
+const TARGET_UNPRIVILEGED: f64 = 1.3;
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Arguments for criterion, e.g. a benchmark filter or `--quick`.
+    /// Run only the benchmarks whose id matches this criterion filter, e.g.
+    /// `confined` or `latency`.
+    pub filter: Option<String>,
+    /// Skip the second run as an unprivileged user.
+    #[arg(long)]
+    pub no_unprivileged: bool,
+    /// The uid of the unprivileged run.
+    #[arg(long, default_value_t = NOBODY)]
+    pub uid: u32,
+    /// The gid of the unprivileged run.
+    #[arg(long, default_value_t = NOBODY)]
+    pub gid: u32,
+    /// Arguments for criterion, e.g. `--quick`.
     #[arg(last = true)]
     pub criterion_args: Vec<String>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let started = SystemTime::now();
-    let mut cargo = cmd::cargo(["bench", "-p", "sandbox-exec", "--bench", "evaluate"]);
-    if !args.criterion_args.is_empty() {
-        cargo.arg("--").args(&args.criterion_args);
-    }
-    cmd::run(&mut cargo)?;
+    let euid = unsafe { libc::geteuid() }; // SAFETY: geteuid cannot fail.
+    let root = euid == 0;
+    ensure_bwrap(root)?;
+    let setpriv = if root && !args.no_unprivileged {
+        Some(cmd::find_in_path("setpriv").context(
+            "setpriv not found: install util-linux (apt-get install util-linux), \
+             or pass --no-unprivileged",
+        )?)
+    } else {
+        None
+    };
 
-    let dir = match std::env::var_os("CRITERION_HOME") {
+    let artifacts = cmd::build(&[
+        "bench",
+        "-p",
+        "sandbox-exec",
+        "--bench",
+        "evaluate",
+        "--no-run",
+    ])?;
+    let bench = find_artifact(&artifacts, "evaluate", "bench")?;
+    let runner = find_artifact(&artifacts, "sandbox-runner", "bin")?;
+    let mut bench_args = vec!["--bench".to_string()];
+    bench_args.extend(args.filter.clone());
+    bench_args.extend(args.criterion_args.iter().cloned());
+    let mut failures = Vec::new();
+
+    // The run as the current user, as `cargo bench` would start it.
+    let first_label = if root {
+        "root".to_string()
+    } else {
+        format!("uid {euid}")
+    };
+    let target_dir = cmd::target_dir()?;
+    let first_dir = match std::env::var_os("CRITERION_HOME") {
         Some(home) => PathBuf::from(home),
-        None => cmd::target_dir()?.join("criterion"),
+        None => target_dir.join("criterion"),
     };
-    let mut results = Vec::new();
-    if dir.is_dir() {
-        collect(&dir, &dir, &mut results)?;
+    println!("== benchmark as {first_label} ==");
+    let mut run = Command::new(&bench.executable);
+    run.args(&bench_args)
+        .current_dir(cmd::workspace_root().join("sandbox-exec"))
+        .env("CRITERION_HOME", &first_dir);
+    if let Err(e) = cmd::run(&mut run) {
+        failures.push(format!("benchmark as {first_label}: {e:#}"));
     }
-    results.sort_by(|a, b| a.id.cmp(&b.id));
+    let first = results(&first_dir)?;
+    print_medians(&first_label, &first_dir, &first, started);
 
-    println!("== benchmark medians ({}) ==", dir.display());
-    if results.is_empty() {
-        println!("no results found");
-    }
-    let width = results.iter().map(|r| r.id.len()).max().unwrap_or(0);
-    for r in &results {
-        let stale = if r.modified < started {
-            "  (stale: from an earlier run)"
-        } else {
-            ""
-        };
-        println!("{:<width$}  {:>12}{stale}", r.id, human(r.median_ns));
-    }
-
-    let find = |id: &str| results.iter().find(|r| r.id == id);
-    let median_us = |id: &str| find(id).map(|r| r.median_ns / 1000.0);
-    let show = |v: Option<f64>| v.map_or("missing".to_string(), |us| format!("{us:.1} µs"));
-    let stale = [EVALUATE, RAW_SPAWN]
-        .iter()
-        .any(|id| find(id).is_some_and(|r| r.modified < started));
-    let (evaluate, raw) = (median_us(EVALUATE), median_us(RAW_SPAWN));
-    let ratio = match (evaluate, raw) {
-        (Some(e), Some(r)) if r > 0.0 => {
-            let verdict = if e / r <= TARGET_RATIO {
-                "met"
-            } else {
-                "NOT met"
-            };
-            format!("{:.2} (target <= {TARGET_RATIO:.1}: {verdict})", e / r)
+    let second = match &setpriv {
+        Some(setpriv) => {
+            println!("== benchmark as uid {} ==", args.uid);
+            let kept = target_dir.join(format!("criterion-uid{}", args.uid));
+            match unprivileged_run(args, setpriv, bench, runner, &bench_args, &kept) {
+                Ok((results, failure)) => {
+                    failures.extend(failure);
+                    print_medians(&format!("uid {}", args.uid), &kept, &results, started);
+                    Some(results)
+                }
+                Err(e) => {
+                    failures.push(format!("benchmark as uid {}: {e:#}", args.uid));
+                    None
+                }
+            }
         }
-        _ => format!("missing (target <= {TARGET_RATIO:.1})"),
+        None => {
+            if root {
+                println!("note: unprivileged run skipped (--no-unprivileged)");
+            } else {
+                println!(
+                    "note: unprivileged run skipped: not root, the run above was as uid {euid}"
+                );
+            }
+            None
+        }
     };
-    println!(
-        "evaluate /bin/true p50 = {}, raw spawn+wait p50 = {}, ratio = {ratio}{}",
-        show(evaluate),
-        show(raw),
-        if stale { " [uses stale results]" } else { "" }
+
+    summary(
+        &first_label,
+        &first,
+        second.as_deref().map(|r| (args.uid, r)),
+        started,
     );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("benchmark failed:\n  - {}", failures.join("\n  - "))
+    }
+}
+
+/// Installs bubblewrap when `bwrap` is missing (as root), or says what to install.
+fn ensure_bwrap(root: bool) -> Result<()> {
+    if cmd::find_in_path("bwrap").is_some() {
+        return Ok(());
+    }
+    if !root {
+        bail!(
+            "bwrap not found: the benchmark compares with bubblewrap; install it \
+             (apt-get install bubblewrap, as root) or run `cargo xtask bench` as root"
+        );
+    }
+    let apt = cmd::find_in_path("apt-get")
+        .context("bwrap not found and no apt-get to install it: install bubblewrap")?;
+    let install = || {
+        let mut c = Command::new(&apt);
+        c.args(["install", "-y", "--no-install-recommends", "bubblewrap"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    println!("== installing bubblewrap ==");
+    if cmd::run(&mut install()).is_err() {
+        // A fresh machine may have no package lists yet.
+        cmd::run(Command::new(&apt).arg("update"))?;
+        cmd::run(&mut install())?;
+    }
+    if cmd::find_in_path("bwrap").is_none() {
+        bail!("bubblewrap installed, but bwrap is still not in PATH");
+    }
     Ok(())
+}
+
+fn find_artifact<'a>(artifacts: &'a [Artifact], name: &str, kind: &str) -> Result<&'a Artifact> {
+    artifacts
+        .iter()
+        .find(|a| {
+            a.package == "sandbox-exec" && a.name == name && a.kinds.iter().any(|k| k == kind)
+        })
+        .with_context(|| format!("cargo reported no {kind} `{name}` of sandbox-exec"))
+}
+
+/// Runs the bench executable as `args.uid` from a world-readable temp dir:
+///
+/// ```text
+/// $TMPDIR/xtask-bench-XXXXXX/   0755, removed afterwards
+///   bin/        the bench executable and sandbox-runner (0755)
+///   home/       HOME and cwd of the run, owned by the unprivileged user
+///   criterion/  CRITERION_HOME, owned by the unprivileged user
+/// ```
+///
+/// Copies the results to `kept` and returns them, with a message if the run
+/// failed.
+fn unprivileged_run(
+    args: &BenchArgs,
+    setpriv: &Path,
+    bench: &Artifact,
+    runner: &Artifact,
+    bench_args: &[String],
+    kept: &Path,
+) -> Result<(Vec<Measured>, Option<String>)> {
+    let scratch = tempfile::Builder::new()
+        .prefix("xtask-bench-")
+        .tempdir()
+        .context("creating the temp dir of the unprivileged run")?;
+    let dir = scratch.path();
+    let (bin, home, criterion) = (dir.join("bin"), dir.join("home"), dir.join("criterion"));
+    for d in [dir, &bin, &home, &criterion] {
+        fs::create_dir_all(d)?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
+    }
+    for d in [&home, &criterion] {
+        std::os::unix::fs::chown(d, Some(args.uid), Some(args.gid))
+            .with_context(|| format!("chown {} to {}:{}", d.display(), args.uid, args.gid))?;
+    }
+    let exe = cmd::copy_executable(&bench.executable, &bin)?;
+    let runner = cmd::copy_executable(&runner.executable, &bin)?;
+
+    let mut run = cmd::as_user(setpriv, args.uid, args.gid, &exe);
+    run.args(bench_args)
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .env("HOME", &home)
+        .env("SANDBOX_RUNNER_BIN", &runner)
+        .env("CRITERION_HOME", &criterion);
+    for var in ["RUST_BACKTRACE", "RUST_LOG"] {
+        if let Some(value) = std::env::var_os(var) {
+            run.env(var, value);
+        }
+    }
+    let failure = cmd::run(&mut run)
+        .err()
+        .map(|e| format!("benchmark as uid {}: {e:#}", args.uid));
+
+    if kept.exists() {
+        fs::remove_dir_all(kept).with_context(|| format!("removing {}", kept.display()))?;
+    }
+    cmd::copy_tree(&criterion, kept)?;
+    let results = results(kept)?;
+    let path = dir.to_path_buf();
+    scratch
+        .close()
+        .with_context(|| format!("removing {}", path.display()))?;
+    Ok((results, failure))
 }
 
 /// One benchmark's result.
@@ -91,6 +280,186 @@ struct Measured {
     id: String,
     median_ns: f64,
     modified: SystemTime,
+}
+
+/// Every result under a criterion home, sorted by id.
+fn results(dir: &Path) -> Result<Vec<Measured>> {
+    let mut results = Vec::new();
+    if dir.is_dir() {
+        collect(dir, dir, &mut results)?;
+    }
+    results.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(results)
+}
+
+fn print_medians(label: &str, dir: &Path, results: &[Measured], started: SystemTime) {
+    println!("== benchmark medians as {label} ({}) ==", dir.display());
+    if results.is_empty() {
+        println!("no results found");
+    }
+    let width = results.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    for r in results {
+        let stale = if r.modified < started {
+            "  (stale: from an earlier run)"
+        } else {
+            ""
+        };
+        println!("{:<width$}  {:>12}{stale}", r.id, human(r.median_ns));
+    }
+}
+
+/// The figures of one run.
+struct Figures<'a> {
+    results: &'a [Measured],
+    started: SystemTime,
+}
+
+impl Figures<'_> {
+    fn find(&self, id: &str) -> Option<&Measured> {
+        self.results.iter().find(|r| r.id == id)
+    }
+
+    fn median_ns(&self, id: &str) -> Option<f64> {
+        self.find(id).map(|r| r.median_ns)
+    }
+
+    fn ratio(&self, a: &str, b: &str) -> Option<f64> {
+        match (self.median_ns(a), self.median_ns(b)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        }
+    }
+
+    /// Whether any of `ids` comes from an earlier run.
+    fn stale(&self, ids: &[&str]) -> bool {
+        ids.iter()
+            .any(|id| self.find(id).is_some_and(|r| r.modified < self.started))
+    }
+}
+
+/// Prints the table of the targets.
+fn summary(
+    first_label: &str,
+    first: &[Measured],
+    second: Option<(u32, &[Measured])>,
+    started: SystemTime,
+) {
+    let first = Figures {
+        results: first,
+        started,
+    };
+    let second_label = second.map(|(uid, _)| format!("uid {uid}"));
+    let second = second.map(|(_, results)| Figures { results, started });
+
+    let verdict = |value: Option<f64>, target: f64, unit: &str| match value {
+        Some(v) if v <= target => format!("<= {target}{unit}: met"),
+        Some(_) => format!("<= {target}{unit}: NOT met"),
+        None => format!("<= {target}{unit}: missing"),
+    };
+    let ratio = |v: Option<f64>| v.map_or("missing".to_string(), |r| format!("{r:.2}"));
+    let time = |v: Option<f64>| v.map_or("missing".to_string(), human);
+    let stale_mark = |stale: bool| if stale { " [stale]" } else { "" };
+
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut row = |name: &str, ids: &[&str], value: &dyn Fn(&Figures) -> String, target: String| {
+        let first_cell = format!("{}{}", value(&first), stale_mark(first.stale(ids)));
+        let second_cell = second.as_ref().map_or(String::new(), |s| {
+            format!("{}{}", value(s), stale_mark(s.stale(ids)))
+        });
+        let target = if first.stale(ids) && !target.is_empty() {
+            format!("{target} (on stale results)")
+        } else {
+            target
+        };
+        rows.push([name.to_string(), first_cell, second_cell, target]);
+    };
+
+    row(
+        "latency evaluate / raw spawn",
+        &[EVALUATE, RAW_SPAWN],
+        &|f| ratio(f.ratio(EVALUATE, RAW_SPAWN)),
+        verdict(first.ratio(EVALUATE, RAW_SPAWN), TARGET_RATIO, ""),
+    );
+    row(
+        "confined/evaluate_true p50",
+        &[CONFINED],
+        &|f| time(f.median_ns(CONFINED)),
+        verdict(
+            first.median_ns(CONFINED).map(|ns| ns / 1e6),
+            TARGET_CONFINED_MS,
+            " ms",
+        ),
+    );
+    row(
+        "confined/bwrap_true p50",
+        &[BWRAP],
+        &|f| time(f.median_ns(BWRAP)),
+        String::new(),
+    );
+    row(
+        "confined evaluate / bwrap",
+        &[CONFINED, BWRAP],
+        &|f| ratio(f.ratio(CONFINED, BWRAP)),
+        verdict(first.ratio(CONFINED, BWRAP), TARGET_VS_BWRAP, ""),
+    );
+
+    let unprivileged_ratio =
+        second.as_ref().and_then(
+            |s| match (s.median_ns(CONFINED), first.median_ns(CONFINED)) {
+                (Some(u), Some(r)) if r > 0.0 => Some(u / r),
+                _ => None,
+            },
+        );
+    let stale = first.stale(&[CONFINED]) || second.as_ref().is_some_and(|s| s.stale(&[CONFINED]));
+    let (name, mut target) = match &second_label {
+        Some(label) => (
+            format!("confined evaluate {label} / {first_label}"),
+            verdict(unprivileged_ratio, TARGET_UNPRIVILEGED, ""),
+        ),
+        None => (
+            "confined evaluate unprivileged / root".to_string(),
+            format!("<= {TARGET_UNPRIVILEGED}: not measured (needs root)"),
+        ),
+    };
+    if stale && second_label.is_some() {
+        target.push_str(" (on stale results)");
+    }
+    rows.push([
+        name,
+        format!("{}{}", ratio(unprivileged_ratio), stale_mark(stale)),
+        String::new(),
+        target,
+    ]);
+
+    let header = [
+        "measure".to_string(),
+        first_label.to_string(),
+        second_label.unwrap_or_default(),
+        format!("target (judged on {first_label})"),
+    ];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    println!("== summary (p50 = criterion median) ==");
+    for r in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:>w1$}  {:>w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+        );
+        println!("{}", line.trim_end());
+    }
 }
 
 /// Finds every `new/estimates.json` under `dir`.

@@ -1,7 +1,10 @@
-//! Child commands: echo them, run them, read their output; and where cargo puts things.
+//! Child commands: echo them, run them, read their output; where cargo puts
+//! things; and what the unprivileged passes of `test` and `bench` share.
 
 use std::ffi::OsStr;
+use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -105,7 +108,6 @@ pub fn target_dir() -> Result<PathBuf> {
 
 /// The first executable file called `name` in `PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -114,4 +116,102 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
                 .metadata()
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// uid and gid of `nobody` / `nogroup` on Debian and Ubuntu.
+pub const NOBODY: u32 = 65534;
+
+/// `setpriv` starting `program` as `uid`:`gid`, without supplementary groups
+/// or inheritable capabilities.
+pub fn as_user(setpriv: &Path, uid: u32, gid: u32, program: &Path) -> Command {
+    let mut cmd = Command::new(setpriv);
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--inh-caps=-all", "--"])
+        .arg(program);
+    cmd
+}
+
+/// An executable that cargo built.
+#[derive(Debug)]
+pub struct Artifact {
+    /// Name of the package directory, e.g. `sandbox-exec`.
+    pub package: String,
+    /// Target name, e.g. `executor` for `tests/executor.rs`.
+    pub name: String,
+    /// Source file of the target.
+    pub src_path: PathBuf,
+    pub executable: PathBuf,
+    /// Built with the test harness.
+    pub test: bool,
+    /// Target kinds, e.g. `["test"]` or `["bin"]`.
+    pub kinds: Vec<String>,
+}
+
+/// Runs `cargo <args> --message-format=json-render-diagnostics` and returns the
+/// executables it reports.
+pub fn build(args: &[&str]) -> Result<Vec<Artifact>> {
+    let mut cargo = cargo(args);
+    cargo.arg("--message-format=json-render-diagnostics");
+    let mut artifacts = Vec::new();
+    for line in stdout_lines(&mut cargo)? {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let Some(executable) = msg["executable"].as_str() else {
+            continue;
+        };
+        let package = Path::new(msg["manifest_path"].as_str().unwrap_or_default())
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = &msg["target"];
+        artifacts.push(Artifact {
+            package,
+            name: target["name"].as_str().unwrap_or_default().to_string(),
+            src_path: PathBuf::from(target["src_path"].as_str().unwrap_or_default()),
+            executable: PathBuf::from(executable),
+            test: msg["profile"]["test"] == true,
+            kinds: target["kind"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect(),
+        });
+    }
+    Ok(artifacts)
+}
+
+/// Copies an executable into `dir`, mode 0755; returns the copy's path.
+pub fn copy_executable(exe: &Path, dir: &Path) -> Result<PathBuf> {
+    let to = dir.join(exe.file_name().context("executable without a file name")?);
+    fs::copy(exe, &to).with_context(|| format!("copying {} to {}", exe.display(), to.display()))?;
+    fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
+    Ok(to)
+}
+
+/// Copies a directory tree, making it world-readable (executable files stay
+/// executable).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+            let exec = entry.metadata()?.permissions().mode() & 0o111 != 0;
+            let mode = if exec { 0o755 } else { 0o644 };
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
 }

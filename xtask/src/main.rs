@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask test [--no-unprivileged | --unprivileged-only] [--uid N --gid N] [-- HARNESS ARGS]
 //! cargo xtask ci   [same options as test]
-//! cargo xtask bench [-- CRITERION ARGS]
+//! cargo xtask bench [FILTER] [--no-unprivileged] [--uid N --gid N] [-- CRITERION ARGS]
 //! ```
 //!
 //! - `test` runs every test of the workspace (`cargo test --workspace --all-targets`
@@ -13,8 +13,9 @@
 //!   privileges and that is the case users meet.
 //! - `ci` is what `.ci/run` calls: `cargo fmt --check`, `cargo clippy -D warnings`,
 //!   then `test`. It stops at the first failing step.
-//! - `bench` runs the criterion benchmark of the executor and prints the medians
-//!   and the evaluate/raw-spawn ratio.
+//! - `bench` runs the criterion benchmark of the executor (installing bubblewrap
+//!   for its baseline when missing), as root also as an unprivileged user, and
+//!   prints the medians and the ratios against the targets.
 //!
 //! The alias lives in `.cargo/config.toml`; every command xtask starts is echoed
 //! before it runs.

@@ -25,10 +25,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cmd;
-
-/// uid and gid of `nobody` / `nogroup` on Debian and Ubuntu.
-const NOBODY: u32 = 65534;
+use crate::cmd::{self, build, copy_executable, copy_tree, Artifact, NOBODY};
 
 /// Crates whose integration tests (`tests/*.rs`) also run unprivileged.
 const UNPRIVILEGED_CRATES: &[&str] = &["sandbox-exec", "sandbox-cli"];
@@ -115,61 +112,6 @@ pub fn run(args: &TestArgs) -> Result<()> {
     }
 }
 
-/// An executable that cargo built.
-#[derive(Debug)]
-struct Artifact {
-    /// Name of the package directory, e.g. `sandbox-exec`.
-    package: String,
-    /// Target name, e.g. `executor` for `tests/executor.rs`.
-    name: String,
-    /// Source file of the target.
-    src_path: PathBuf,
-    executable: PathBuf,
-    /// Built with the test harness.
-    test: bool,
-    /// Target kinds, e.g. `["test"]` or `["bin"]`.
-    kinds: Vec<String>,
-}
-
-/// Runs `cargo <args> --message-format=json-render-diagnostics` and returns the
-/// executables it reports.
-fn build(args: &[&str]) -> Result<Vec<Artifact>> {
-    let mut cargo = cmd::cargo(args);
-    cargo.arg("--message-format=json-render-diagnostics");
-    let mut artifacts = Vec::new();
-    for line in cmd::stdout_lines(&mut cargo)? {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let Some(executable) = msg["executable"].as_str() else {
-            continue;
-        };
-        let package = Path::new(msg["manifest_path"].as_str().unwrap_or_default())
-            .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let target = &msg["target"];
-        artifacts.push(Artifact {
-            package,
-            name: target["name"].as_str().unwrap_or_default().to_string(),
-            src_path: PathBuf::from(target["src_path"].as_str().unwrap_or_default()),
-            executable: PathBuf::from(executable),
-            test: msg["profile"]["test"] == true,
-            kinds: target["kind"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|k| k.as_str().map(String::from))
-                .collect(),
-        });
-    }
-    Ok(artifacts)
-}
-
 /// Builds the integration tests and the binaries as the current user, copies them
 /// where `args.uid` can read them, and runs each test executable as that user.
 /// Returns one message per failed test executable.
@@ -236,12 +178,8 @@ fn unprivileged_pass(args: &TestArgs, setpriv: &Path) -> Result<Vec<String>> {
             .display();
         println!("-- {} {source} as uid {}", test.package, args.uid);
 
-        let mut run = std::process::Command::new(setpriv);
-        run.arg(format!("--reuid={}", args.uid))
-            .arg(format!("--regid={}", args.gid))
-            .args(["--clear-groups", "--inh-caps=-all", "--"])
-            .arg(&exe)
-            .args(&args.harness_args)
+        let mut run = cmd::as_user(setpriv, args.uid, args.gid, &exe);
+        run.args(&args.harness_args)
             .current_dir(&crate_dir)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -283,33 +221,4 @@ fn build_binary(package: &str, name: &str) -> Result<PathBuf> {
         .find(|a| a.name == name && a.kinds.iter().any(|k| k == "bin"))
         .map(|a| a.executable)
         .with_context(|| format!("cargo built no binary `{name}` in {package}"))
-}
-
-/// Copies an executable into `dir`, mode 0755; returns the copy's path.
-fn copy_executable(exe: &Path, dir: &Path) -> Result<PathBuf> {
-    let to = dir.join(exe.file_name().context("executable without a file name")?);
-    fs::copy(exe, &to).with_context(|| format!("copying {} to {}", exe.display(), to.display()))?;
-    fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
-    Ok(to)
-}
-
-/// Copies a directory tree, making it world-readable (executable files stay
-/// executable).
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-            let exec = entry.metadata()?.permissions().mode() & 0o111 != 0;
-            let mode = if exec { 0o755 } else { 0o644 };
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
-        }
-    }
-    Ok(())
 }

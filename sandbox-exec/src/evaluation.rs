@@ -115,6 +115,11 @@ async fn run(
     use_spare: bool,
 ) -> Result<Outcome, Attempt> {
     let (confinement, weakened) = crate::protection::confinement(request)?;
+    let cgroup_procs = plan
+        .cgroup
+        .as_ref()
+        .map(|c| c.procs_files())
+        .unwrap_or_default();
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
     let job = Job {
@@ -125,11 +130,6 @@ async fn run(
             .into_iter()
             .collect(),
         cwd: request.cwd.clone(),
-        cgroup_procs: plan
-            .cgroup
-            .as_ref()
-            .map(|c| c.procs_files())
-            .unwrap_or_default(),
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
         confinement,
@@ -139,7 +139,7 @@ async fn run(
         mut stream,
         init,
         spare,
-    } = handover::hand_over(pool, &job, deadline, use_spare).await?;
+    } = handover::hand_over(pool, &job, &cgroup_procs, deadline, use_spare).await?;
     let mut child = launched.process;
     observer.runner_started(child.pid());
     let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
@@ -252,6 +252,11 @@ async fn run(
         }),
         end => end,
     };
+    // A cgroup can only be removed once init has left it, which it does
+    // right after its report: wait for that rather than retry the removal.
+    if let (Some(_), Some(init)) = (&plan.cgroup, &init) {
+        let _ = tokio::time::timeout(DRAIN_GRACE, init.exited()).await;
+    }
     let stats = plan.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default();
     let captured = capture.finish();
     let mut outcome = Outcome {

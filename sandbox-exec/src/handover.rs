@@ -7,6 +7,8 @@
 //! before it is replaced by a fresh runner rather than failing the
 //! evaluation, as nothing of the job has run.
 
+use std::path::PathBuf;
+
 use interprocess::local_socket::tokio::Stream;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -40,11 +42,13 @@ enum Failure {
 pub(crate) async fn hand_over(
     pool: &Pool,
     job: &Job,
+    cgroup_procs: &[PathBuf],
     deadline: Instant,
     use_spare: bool,
 ) -> Result<HandedOver, ExecError> {
-    if let Some(spare) = pool.take().filter(|_| use_spare) {
-        match try_runner(pool, spare, job, deadline).await {
+    let confined = job.confinement.is_some();
+    if let Some(spare) = pool.take(confined).filter(|_| use_spare) {
+        match try_runner(pool, spare, job, cgroup_procs, deadline).await {
             Ok(runner) => {
                 return Ok(HandedOver {
                     spare: true,
@@ -57,8 +61,8 @@ pub(crate) async fn hand_over(
             }
         }
     }
-    let fresh = pool.launcher().launch()?;
-    match try_runner(pool, fresh, job, deadline).await {
+    let fresh = pool.launcher().launch(confined)?;
+    match try_runner(pool, fresh, job, cgroup_procs, deadline).await {
         Ok(runner) => Ok(runner),
         Err(Failure::Retry(error) | Failure::Fatal(error)) => Err(error),
     }
@@ -68,6 +72,7 @@ async fn try_runner(
     pool: &Pool,
     mut launched: Launched,
     job: &Job,
+    cgroup_procs: &[PathBuf],
     deadline: Instant,
 ) -> Result<HandedOver, Failure> {
     let program = pool.launcher().program.clone();
@@ -90,9 +95,21 @@ async fn try_runner(
             ))
         })?;
     let init = match report {
-        Ok(Report::Started { init_pid }) => Pidfd::open(init_pid)
-            .inspect_err(|error| warn!(init_pid, %error, "cannot open a pidfd for init"))
-            .ok(),
+        Ok(Report::Started { init_pid }) => {
+            // Moved in from here: a spare's init cannot reach the cgroup files
+            // once its read-only view of the host is built.
+            for file in cgroup_procs {
+                std::fs::write(file, init_pid.to_string()).map_err(|source| {
+                    Failure::Fatal(ExecError::Prepare {
+                        what: format!("moving init into cgroup {}", file.display()),
+                        source,
+                    })
+                })?;
+            }
+            Pidfd::open(init_pid)
+                .inspect_err(|error| warn!(init_pid, %error, "cannot open a pidfd for init"))
+                .ok()
+        }
         Ok(Report::Failed { reason }) => {
             return Err(Failure::Fatal(ExecError::RunnerFailed { reason }))
         }
@@ -117,7 +134,7 @@ async fn try_runner(
         .await
         .map_err(|e| Failure::Retry(handshake(format!("sending it the job failed: {e}"))))?;
     // The runner is busy with the job: start its successor meanwhile.
-    pool.refill();
+    pool.refill(job.confinement.is_some());
     Ok(HandedOver {
         launched,
         stream,

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::pidfd::{ChildProcess, Pidfd};
-use crate::runner::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use crate::runner::{CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
 use crate::ExecError;
 
 /// Pipes are enlarged to this so a fast writer needs fewer wake-ups.
@@ -36,6 +36,8 @@ pub(crate) struct Launcher {
 #[derive(Debug)]
 pub(crate) struct Launched {
     pub process: ChildProcess,
+    /// Whether its init prepares a confined evaluation (and can run no other).
+    pub confined: bool,
     endpoint: Endpoint,
     token: [u8; 16],
     /// Write end of the runner's stdin.
@@ -59,9 +61,10 @@ fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), ExecError> {
 }
 
 impl Launcher {
-    /// Starts a runner. It connects to its endpoint on its own; [`Launched::connect`]
-    /// completes the handshake.
-    pub fn launch(&self) -> Result<Launched, ExecError> {
+    /// Starts a runner for a `confined` evaluation or an unconfined one. It
+    /// connects to its endpoint on its own; [`Launched::connect`] completes
+    /// the handshake.
+    pub fn launch(&self, confined: bool) -> Result<Launched, ExecError> {
         let token = endpoint::new_token().map_err(prepare_err("a token"))?;
         let endpoint =
             Endpoint::bind(&self.dir, &endpoint::token_hex(&token)).map_err(|source| {
@@ -85,6 +88,7 @@ impl Launcher {
             .env(TOKEN_ENV, endpoint::token_hex(&token))
             .env(PARENT_ENV, std::process::id().to_string())
             .env(USERNS_ENV, if self.user_namespace { "1" } else { "0" })
+            .env(CONFINED_ENV, if confined { "1" } else { "0" })
             .stdin(Stdio::from(stdin_r))
             .stdout(Stdio::from(stdout_w))
             .stderr(Stdio::from(stderr_w))
@@ -107,6 +111,7 @@ impl Launcher {
         debug!(runner_pid = child.id(), "runner spawned");
         Ok(Launched {
             process: ChildProcess::new(pidfd),
+            confined,
             endpoint,
             token,
             stdin: stdin_w,

@@ -33,6 +33,8 @@ struct State {
     capacity: usize,
     /// Set when the worker should start spares up to the capacity.
     wanted: bool,
+    /// Whether new spares prepare a confined evaluation: like the last one.
+    confined: bool,
     closed: bool,
 }
 
@@ -45,6 +47,7 @@ impl Pool {
                     spares: Vec::new(),
                     capacity,
                     wanted: false,
+                    confined: false,
                     closed: false,
                 }),
                 wake: Condvar::new(),
@@ -68,10 +71,19 @@ impl Pool {
         drop(excess);
     }
 
-    /// A spare that is still alive, if there is one.
-    pub fn take(&self) -> Option<Launched> {
+    /// A spare that is still alive and prepared for a `confined` evaluation
+    /// or an unconfined one, if there is one. Spares of the other kind are
+    /// dropped: the executor has switched kinds.
+    pub fn take(&self, confined: bool) -> Option<Launched> {
         loop {
             let mut spare = self.shared.lock().spares.pop()?;
+            if spare.confined != confined {
+                debug!(
+                    confined,
+                    "dropping a spare runner prepared for the other kind"
+                );
+                continue;
+            }
             match spare.process.try_wait() {
                 Ok(None) => return Some(spare),
                 status => debug!(?status, "dropping a dead spare runner"),
@@ -79,14 +91,23 @@ impl Pool {
         }
     }
 
-    /// Asks for spares up to the capacity, started in the background.
-    pub fn refill(&self) {
-        {
+    /// Asks for spares up to the capacity, started in the background and
+    /// prepared for evaluations like the last one (`confined` or not).
+    pub fn refill(&self, confined: bool) {
+        let (stale, wanted) = {
             let mut state = self.shared.lock();
-            if state.capacity == 0 || state.spares.len() >= state.capacity {
-                return;
-            }
-            state.wanted = true;
+            state.confined = confined;
+            let (keep, stale): (Vec<Launched>, Vec<Launched>) = std::mem::take(&mut state.spares)
+                .into_iter()
+                .partition(|s| s.confined == confined);
+            state.spares = keep;
+            state.wanted = state.capacity > 0 && state.spares.len() < state.capacity;
+            (stale, state.wanted)
+        };
+        // Killed and reaped outside the lock.
+        drop(stale);
+        if !wanted {
+            return;
         }
         self.shared.wake.notify_one();
         let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,11 +141,16 @@ impl Shared {
                 state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
+            let confined = state.confined;
             drop(state);
-            let launched = self.launcher.launch();
+            let launched = self.launcher.launch(confined);
             state = self.lock();
             match launched {
-                Ok(spare) if !state.closed && state.spares.len() < state.capacity => {
+                Ok(spare)
+                    if !state.closed
+                        && state.spares.len() < state.capacity
+                        && spare.confined == state.confined =>
+                {
                     state.spares.push(spare)
                 }
                 Ok(_) => {}

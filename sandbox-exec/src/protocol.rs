@@ -39,8 +39,6 @@ pub(crate) struct Job {
     /// The complete environment of setup steps and command.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
-    /// Files the evaluation's init writes `0` into, to join its cgroups.
-    pub cgroup_procs: Vec<PathBuf>,
     /// What to confine the evaluation with; `None` for an unrestricted policy.
     pub confinement: Option<Confinement>,
     pub rlimits: Vec<Rlimit>,

@@ -1,25 +1,27 @@
 //! The seccomp programs a confined evaluation runs under, compiled once per
 //! executor from the policy's [`SeccompPlan`].
 //!
-//! Three filters, installed by init after the mounts and before anything of the
-//! evaluation runs (the kernel applies the strictest answer of all of them):
+//! One program, installed by init after the mounts and before anything of the
+//! evaluation runs. After the architecture check (another architecture's
+//! calls, e.g. i386 through `int 0x80`, kill the process):
 //!
-//! 1. **denials** (`EPERM`): system calls no evaluation needs and that widen
+//! 1. **x32** (`ENOSYS`, x86-64 only): the x32 ABI numbers its system calls with
+//!    bit 30 set under the same audit architecture, which would slip past the
+//!    numbers the denials match;
+//! 2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so it
+//!    is refused as "not implemented", which makes libc fall back to `clone`,
+//!    whose flags the denials check;
+//! 3. **denials** (`EPERM`, compiled by seccompiler): system calls no evaluation needs and that widen
 //!    the attack surface or reach outside the sandbox — tracing other processes,
 //!    mounting and namespaces once the sandbox is built, keyrings, `bpf`,
 //!    `perf_event_open`, `userfaultfd`, `io_uring`, kexec and modules, handles
 //!    that bypass path checks, the TIOCSTI/TIOCLINUX terminal injections,
 //!    `clone` with any `CLONE_NEW*` flag, and sockets other than IPv4, IPv6 and
 //!    netlink (plus Unix when the policy allows a Unix socket), raw IP sockets
-//!    and `AF_PACKET`;
-//! 2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so it
-//!    is refused as "not implemented", which makes libc fall back to `clone`,
-//!    whose flags filter 1 checks;
-//! 3. **x32** (`ENOSYS`, x86-64 only): the x32 ABI numbers its system calls with
-//!    bit 30 set under the same audit architecture, which would slip past the
-//!    numbers filter 1 matches.
+//!    and `AF_PACKET`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use sandbox_policy::SeccompPlan;
 use seccompiler::{
@@ -170,33 +172,69 @@ fn denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
     compile(rules, SeccompAction::Errno(libc::EPERM as u32))
 }
 
-fn clone3() -> Result<Vec<BpfInstruction>, FilterError> {
-    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
-    compile(rules, SeccompAction::Errno(libc::ENOSYS as u32))
-}
-
-/// `nr & 0x40000000` (the x32 bit) → `ENOSYS`, everything else allowed.
+/// The audit architecture the prefix checks (`AUDIT_ARCH_*`).
 #[cfg(target_arch = "x86_64")]
-fn x32() -> Vec<BpfInstruction> {
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+#[cfg(target_arch = "riscv64")]
+const AUDIT_ARCH: u32 = 0xc000_00f3;
+
+/// What comes before the denials, in the same program (one program is one
+/// JIT compilation when init installs it): the architecture check, then the
+/// x32 bit (x86-64) and `clone3`, both answered `ENOSYS`.
+fn prefix() -> Vec<BpfInstruction> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    #[cfg(target_arch = "x86_64")]
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const ARCH_OFFSET: u32 = 4; // seccomp_data.arch
+    const NR_OFFSET: u32 = 0; // seccomp_data.nr
     let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
-    vec![
-        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
-        ins(JSET_K, 0, 1, 0x4000_0000),
-        ins(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-        ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-    ]
+    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    let mut out = vec![
+        ins(LD_W_ABS, 0, 0, ARCH_OFFSET),
+        ins(JEQ_K, 1, 0, AUDIT_ARCH),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
+        ins(LD_W_ABS, 0, 0, NR_OFFSET),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    out.extend([ins(JSET_K, 0, 1, 0x4000_0000), ins(RET_K, 0, 0, enosys)]);
+    out.extend([
+        ins(JEQ_K, 0, 1, libc::SYS_clone3 as u32),
+        ins(RET_K, 0, 0, enosys),
+    ]);
+    out
 }
 
-/// The programs for `plan`, in installation order.
+/// [`programs`], compiled once per process for each of the two plans that
+/// differ (Unix sockets allowed or not).
+pub(crate) fn cached_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
+    type Cache = OnceLock<Result<Vec<Vec<BpfInstruction>>, String>>;
+    static CLOSED: Cache = OnceLock::new();
+    static OPEN: Cache = OnceLock::new();
+    let cache = if plan.allow_unix_sockets {
+        &OPEN
+    } else {
+        &CLOSED
+    };
+    let key = SeccompPlan {
+        allow_unix_sockets: plan.allow_unix_sockets,
+        ..SeccompPlan::default()
+    };
+    cache
+        .get_or_init(|| programs(&key).map_err(|e| e.0))
+        .clone()
+        .map_err(FilterError)
+}
+
+/// The program for `plan` (a list of programs, installed in order, so that
+/// the protocol can carry more than one).
 pub(crate) fn programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
-    #[allow(unused_mut)]
-    let mut out = vec![denials(plan)?, clone3()?];
-    #[cfg(target_arch = "x86_64")]
-    out.push(x32());
-    Ok(out)
+    let mut program = prefix();
+    program.extend(denials(plan)?);
+    Ok(vec![program])
 }
 
 #[cfg(test)]
@@ -224,7 +262,6 @@ mod tests {
             ..SeccompPlan::default()
         })
         .unwrap();
-        assert_ne!(closed[0], open[0]);
-        assert_eq!(closed[1], open[1]);
+        assert_ne!(closed, open);
     }
 }

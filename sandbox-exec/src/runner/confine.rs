@@ -1,5 +1,6 @@
-//! Filesystem and namespace confinement, applied by init before anything of
-//! the evaluation runs: fresh mount, network, IPC and UTS namespaces; the host
+//! Filesystem and namespace confinement, built by init before anything of
+//! the evaluation runs (the policy-independent part, [`prepare`], while a
+//! spare waits for its job): fresh mount, network, IPC and UTS namespaces; the host
 //! root read-only and `nosuid`; the policy's mount plan (writable roots, masked
 //! paths, read-only holes); a private `/tmp` and `/dev/shm`; a `/proc` of the
 //! evaluation's own pid namespace; loopback as the only network; and finally
@@ -46,9 +47,19 @@ fn os_err(what: String) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// Applies the namespaces and the mount plan. Needs the capabilities init has
-/// in its user namespace (or as root).
-pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
+/// What [`prepare`] built: the sandbox minus the policy.
+pub(super) struct Base {
+    /// A detached copy of the host's mount tree as it was before anything
+    /// was hidden, where the policy's binds take their sources from.
+    host: OwnedFd,
+}
+
+/// Builds the policy-independent part of the sandbox: fresh mount, network,
+/// IPC and UTS namespaces; the host read-only and `nosuid`; a private `/tmp`,
+/// a minimal `/dev`, a `/proc` of the evaluation's pid namespace, loopback
+/// up, hostname `sandbox`. Needs the capabilities init has in its user
+/// namespace (or as root). A spare does this while it waits for a job.
+pub(super) fn prepare() -> Result<Base, String> {
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWNET
@@ -64,25 +75,14 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("cannot make the mount tree private: {e}"))?;
-
-    // Detached copies of the sources, taken while nothing hides them.
-    let sources = plan
-        .mounts
-        .iter()
-        .map(|op| match op {
-            MountOp::BindWritable { path } | MountOp::ReadOnly { path } => {
-                clone_tree(path, true).map(Some)
-            }
-            MountOp::MaskDir { .. } | MountOp::MaskFile { .. } => Ok(None),
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-
+    let host = clone_tree(None, Path::new("/"), true)?;
     let devices = DEVICES
         .iter()
         .filter(|name| Path::new("/dev").join(name).exists())
-        .map(|name| clone_tree(&Path::new("/dev").join(name), false).map(|tree| (*name, tree)))
+        .map(|name| {
+            clone_tree(None, &Path::new("/dev").join(name), false).map(|tree| (*name, tree))
+        })
         .collect::<Result<Vec<_>, String>>()?;
-
     set_attr(
         Path::new("/"),
         true,
@@ -91,6 +91,36 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
     )?;
     private_tmpfs(Path::new("/tmp"))?;
     minimal_dev(devices)?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot mount /proc for the evaluation's pid namespace: {e}"))?;
+    loopback_up()?;
+    // SAFETY: sethostname reads the given bytes.
+    if unsafe { libc::sethostname(c"sandbox".as_ptr(), 7) } != 0 {
+        return Err(os_err("cannot set the hostname".into()));
+    }
+    Ok(Base { host })
+}
+
+/// Applies the policy's mount plan on top of `base`.
+pub(super) fn apply(base: &Base, plan: &LinuxPlan) -> Result<(), String> {
+    // Sources come from the host's tree as it was, so a hole can be bound
+    // back inside a mask and a host path under /tmp is still found.
+    let sources = plan
+        .mounts
+        .iter()
+        .map(|op| match op {
+            MountOp::BindWritable { path } | MountOp::ReadOnly { path } => {
+                clone_tree(Some(&base.host), path, true).map(Some)
+            }
+            MountOp::MaskDir { .. } | MountOp::MaskFile { .. } => Ok(None),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
 
     for (op, source) in plan.mounts.iter().zip(sources) {
         match (op, source) {
@@ -141,19 +171,6 @@ pub(super) fn apply(plan: &LinuxPlan) -> Result<(), String> {
         }
     }
 
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .map_err(|e| format!("cannot mount /proc for the evaluation's pid namespace: {e}"))?;
-    loopback_up()?;
-    // SAFETY: sethostname reads the given bytes.
-    if unsafe { libc::sethostname(c"sandbox".as_ptr(), 7) } != 0 {
-        return Err(os_err("cannot set the hostname".into()));
-    }
     Ok(())
 }
 
@@ -239,14 +256,13 @@ pub(super) fn lock_down() -> Result<(), String> {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(os_err("cannot set no_new_privs".into()));
         }
-        let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-            .unwrap_or(63);
-        for cap in 0..=last {
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-            {
+        // Up to the first number the kernel does not know (EINVAL): cheaper
+        // than reading /proc/sys/kernel/cap_last_cap.
+        for cap in 0..64 {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
                 return Err(os_err(format!(
                     "cannot drop capability {cap} from the bounding set"
                 )));
@@ -294,19 +310,26 @@ pub(super) fn lock_down() -> Result<(), String> {
 }
 
 /// A detached copy of the mount at `path` (with the mounts beneath it when
-/// `recursive`).
-fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, String> {
-    let c = cpath(path)?;
-    let recursive = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: open_tree returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | recursive,
-        )
+/// `recursive`), looked up in the live tree or, given `within`, in a
+/// detached tree.
+fn clone_tree(within: Option<&OwnedFd>, path: &Path, recursive: bool) -> Result<OwnedFd, String> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let (dir, c) = match within {
+        None => (libc::AT_FDCWD, cpath(path)?),
+        Some(tree) => {
+            // Relative to the tree's root; the root itself is the empty path.
+            let relative = path.strip_prefix("/").unwrap_or(path);
+            if relative.as_os_str().is_empty() {
+                flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+            }
+            (tree.as_raw_fd(), cpath(relative)?)
+        }
     };
+    // SAFETY: open_tree returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir, c.as_ptr(), flags) };
     if fd < 0 {
         return Err(os_err(format!(
             "cannot clone the mount tree at {}",

@@ -9,7 +9,9 @@ use interprocess::local_socket::Stream;
 use nix::unistd::Pid;
 use sandbox_core::{Termination, TruncateMode};
 
+use super::confine::Base;
 use super::spawn::{self, Stdio};
+use super::CONFINED_ENV;
 use crate::capture::Capture;
 use crate::frame;
 use crate::protocol::{Confinement, Job, LandlockMode, Report, Usage};
@@ -31,6 +33,11 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
         // The runner died before telling the executor who we are.
         std::process::exit(125);
     }
+    // Everything of the sandbox that does not depend on the policy is built
+    // while a spare waits, off the evaluation's path.
+    let base = std::env::var_os(CONFINED_ENV)
+        .is_some_and(|v| v == "1")
+        .then(super::confine::prepare);
     // A spare waits here, possibly for long, until an evaluation takes it.
     let job: Job = match frame::read_sync(&mut stream) {
         Ok(job) => job,
@@ -40,7 +47,7 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
     if frame::write_sync(&mut stream, &Report::Accepted).is_err() {
         std::process::exit(125);
     }
-    let report = evaluate(&job).unwrap_or_else(|reason| Report::Failed { reason });
+    let report = evaluate(&job, base).unwrap_or_else(|reason| Report::Failed { reason });
     end_of_evaluation();
     let _ = frame::write_sync(&mut stream, &report);
     std::process::exit(0)
@@ -66,14 +73,13 @@ fn end_of_evaluation() {
     }
 }
 
-fn evaluate(job: &Job) -> Result<Report, String> {
-    for file in &job.cgroup_procs {
-        std::fs::write(file, "0")
-            .map_err(|e| format!("cannot join cgroup {}: {e}", file.display()))?;
-    }
-    // Cgroups first: their files are out of reach once the host is read-only.
-    if let Some(confinement) = &job.confinement {
-        confine(confinement)?;
+fn evaluate(job: &Job, base: Option<Result<Base, String>>) -> Result<Report, String> {
+    match (&job.confinement, base) {
+        (Some(confinement), Some(base)) => confine(confinement, &base?)?,
+        (None, None) => {}
+        // The executor picks runners by kind; a mismatch is a bug of ours.
+        (Some(_), None) => return Err("this runner was not prepared for confinement".into()),
+        (None, Some(_)) => return Err("this runner was prepared for a confined evaluation".into()),
     }
     for (step, argv) in job.setup.iter().enumerate() {
         let (termination, output) = run_setup_step(job, argv)?;
@@ -106,11 +112,11 @@ fn evaluate(job: &Job) -> Result<Report, String> {
     })
 }
 
-/// Namespaces and mounts, then Landlock (which opens its rule paths in the
-/// new mount tree), then no privileges, then the seccomp programs (which
-/// forbid the mount calls made before them).
-fn confine(confinement: &Confinement) -> Result<(), String> {
-    super::confine::apply(&confinement.plan)?;
+/// The policy's mounts on top of the prepared base, then Landlock (which opens
+/// its rule paths in the new mount tree), then no privileges, then the seccomp
+/// programs (which forbid the mount calls made before them).
+fn confine(confinement: &Confinement, base: &Base) -> Result<(), String> {
+    super::confine::apply(base, &confinement.plan)?;
     if let LandlockMode::Apply { required } = confinement.landlock {
         super::landlock::restrict(&confinement.plan, required)?;
     }

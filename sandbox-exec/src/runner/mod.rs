@@ -33,6 +33,10 @@ pub(crate) const ENDPOINT_ENV: &str = "SANDBOX_RUNNER_ENDPOINT";
 pub(crate) const TOKEN_ENV: &str = "SANDBOX_RUNNER_TOKEN";
 /// Set to `1` when the runner must create a user namespace (it is not privileged).
 pub(crate) const USERNS_ENV: &str = "SANDBOX_RUNNER_USERNS";
+/// Set to `1` when the evaluation will be confined: init then builds the
+/// policy-independent part of the sandbox (namespaces, read-only host,
+/// private /tmp and /dev, /proc, loopback) before the job arrives.
+pub(crate) const CONFINED_ENV: &str = "SANDBOX_RUNNER_CONFINED";
 /// The executor's pid, so the runner can tell if its parent died before it
 /// armed its parent-death signal.
 pub(crate) const PARENT_ENV: &str = "SANDBOX_RUNNER_PARENT";

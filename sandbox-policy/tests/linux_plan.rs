@@ -61,12 +61,31 @@ fn no_rules_mean_no_mounts_and_a_read_only_landlock_root() {
 }
 
 #[test]
+fn directories_between_a_writable_root_and_a_protection_are_pinned() {
+    // `.git` becomes a mount point of its own, so it cannot be renamed away
+    // and replaced by a `.git/hooks` the protection does not cover.
+    let p = plan(&machine(), |b| b.allow("Edit(.)"));
+    let git = ops(&p)
+        .iter()
+        .position(|o| o == "rw /home/user/project/.git")
+        .expect("pinned");
+    let hooks = ops(&p)
+        .iter()
+        .position(|o| o == "ro /home/user/project/.git/hooks")
+        .unwrap();
+    assert!(git < hooks);
+    // A pin is not a writable root of its own for Landlock.
+    assert!(!p.landlock.rules.iter().any(|r| r.path.ends_with(".git")));
+}
+
+#[test]
 fn a_writable_root_is_bound_before_the_read_only_rebinds_inside_it() {
     let p = plan(&machine(), |b| b.allow("Edit(.)"));
     assert_eq!(
         ops(&p),
         vec![
             "rw /home/user/project",
+            "rw /home/user/project/.git",
             "ro /home/user/project/.sandbox",
             "ro /home/user/project/.git/config",
             "ro /home/user/project/.git/hooks",

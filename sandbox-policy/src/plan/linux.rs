@@ -204,6 +204,50 @@ fn depth(p: &Path) -> usize {
     p.components().count()
 }
 
+/// Makes every directory between a writable root and a protection inside it
+/// (a read-only re-bind or a mask) a mount point of its own, bound writable
+/// onto itself. A mount point cannot be renamed or removed (`EBUSY`), so the
+/// protection cannot be sidestepped by moving its parent away and creating a
+/// fresh, unprotected copy (`mv .git .git-old; mkdir -p .git/hooks`). The
+/// cost: renames between these directories and the rest of the root cross a
+/// mount (`EXDEV`; `mv` falls back to copying).
+fn pin_ancestors(mounts: &mut Vec<MountOp>, fs: &dyn FsView) {
+    let mut pins: Vec<PathBuf> = Vec::new();
+    for op in mounts.iter() {
+        if matches!(op, MountOp::BindWritable { .. }) {
+            continue;
+        }
+        let path = op.path();
+        let enclosing = mounts
+            .iter()
+            .filter(|o| path.starts_with(o.path()) && o.path() != path)
+            .max_by_key(|o| depth(o.path()));
+        let Some(MountOp::BindWritable { path: root }) = enclosing else {
+            continue;
+        };
+        for ancestor in path.ancestors().skip(1) {
+            if ancestor == root.as_path() {
+                break;
+            }
+            let known =
+                mounts.iter().any(|o| o.path() == ancestor) || pins.iter().any(|p| p == ancestor);
+            if !known && fs.metadata_kind(ancestor) == Some(Kind::Dir) {
+                pins.push(ancestor.to_path_buf());
+            }
+        }
+    }
+    if pins.is_empty() {
+        return;
+    }
+    mounts.extend(pins.into_iter().map(|path| MountOp::BindWritable { path }));
+    // Shallowest first again, as the module docs require.
+    mounts.sort_by(|a, b| {
+        depth(a.path())
+            .cmp(&depth(b.path()))
+            .then_with(|| a.path().cmp(b.path()))
+    });
+}
+
 impl Policy {
     /// Derives the Linux plan; globs are expanded through `fs`.
     pub fn linux_plan(&self, fs: &dyn FsView) -> LinuxPlan {
@@ -301,6 +345,7 @@ impl Policy {
             states.insert(path, want);
             plan.mounts.push(op);
         }
+        pin_ancestors(&mut plan.mounts, fs);
         // Mount points inside masks: each op's nearest enclosing op.
         for i in 0..plan.mounts.len() {
             let path = plan.mounts[i].path().to_path_buf();

@@ -124,7 +124,14 @@ impl Executor {
                 .instrument(span)
                 .await
         }
-        #[cfg(not(target_os = "linux"))]
+        // macOS has no runner: each program runs under sandbox-exec (Seatbelt).
+        #[cfg(target_os = "macos")]
+        {
+            crate::macos::evaluate(request, observer)
+                .instrument(span)
+                .await
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         {
             let _ = (request, observer, span);
             Err(ExecError::Unsupported(std::env::consts::OS))

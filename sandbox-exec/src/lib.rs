@@ -55,6 +55,7 @@ mod observe;
 mod platform;
 mod protocol;
 mod runner;
+mod seatbelt;
 
 #[cfg(target_os = "linux")]
 mod cgroup;
@@ -68,6 +69,8 @@ mod handover;
 mod launch;
 #[cfg(target_os = "linux")]
 mod limits;
+#[cfg(target_os = "macos")]
+mod macos;
 #[cfg(target_os = "linux")]
 mod pidfd;
 #[cfg(target_os = "linux")]

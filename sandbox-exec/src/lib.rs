@@ -56,6 +56,7 @@ mod platform;
 mod protocol;
 mod runner;
 mod seatbelt;
+mod validate;
 
 #[cfg(target_os = "linux")]
 mod cgroup;

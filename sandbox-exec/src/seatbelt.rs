@@ -317,42 +317,9 @@ impl Plan {
 }
 
 /// Refuses what the Linux executor refuses, in the same order and words
-/// (keep in step with `validate` in evaluation.rs), and returns the argv.
+/// (the checks shared with Linux), and returns the argv.
 pub(crate) fn validate(request: &EvalRequest, host: &dyn Host) -> Result<Vec<String>, ExecError> {
-    let argv = request.command.to_argv();
-    if argv.first().is_none_or(|p| p.is_empty()) {
-        return Err(ExecError::InvalidRequest {
-            field: "command",
-            reason: "the command is empty; give a program to run".into(),
-        });
-    }
-    if request.timeout.is_zero() {
-        return Err(ExecError::InvalidRequest {
-            field: "timeout",
-            reason: "the timeout is zero; give a positive duration such as 500ms or 30s".into(),
-        });
-    }
-    if let Some(cwd) = &request.cwd {
-        if !host.is_dir(cwd) {
-            return Err(ExecError::InvalidRequest {
-                field: "cwd",
-                reason: format!("{} is not an existing directory", cwd.display()),
-            });
-        }
-    }
-    for (kind, zero) in [
-        (LimitKind::Pids, request.limits.pids == Some(0)),
-        (LimitKind::Memory, request.limits.memory == Some(0)),
-        (LimitKind::OpenFiles, request.limits.open_files == Some(0)),
-    ] {
-        if zero {
-            return Err(ExecError::InvalidRequest {
-                field: "limits",
-                reason: format!("the {kind} limit is zero; nothing could run under it"),
-            });
-        }
-    }
-    Ok(argv)
+    crate::validate::request(request, &|dir| host.is_dir(dir))
 }
 
 /// A NUL byte cannot cross `execve`; say which string has one, as Linux does.

@@ -31,6 +31,7 @@ mod protection;
 mod request;
 mod units;
 mod violation;
+mod violation_sink;
 
 pub use bytes::format_bytes;
 pub use event::Event;
@@ -45,3 +46,4 @@ pub use request::{
 };
 pub use units::{format_duration, parse_duration, parse_size, UnitError, UnitProblem};
 pub use violation::{Violation, ViolationKind};
+pub use violation_sink::ViolationSink;

@@ -9,6 +9,10 @@
 //! another executor, or to build a manager on top) without pulling in the Linux
 //! machinery of `sandbox-exec`.
 //!
+//! The [`manager`] module keeps named sandboxes in a state directory: their
+//! specs, versioned modules with hot reload and rollback, supervised services,
+//! snapshots and metrics ([`Manager`]).
+//!
 //! ```
 //! use std::time::Duration;
 //! use sandbox_core::{Command, EvalRequest, Limits};
@@ -26,6 +30,7 @@ mod event;
 mod executor;
 mod id;
 mod limits;
+pub mod manager;
 mod outcome;
 mod protection;
 mod request;
@@ -38,6 +43,7 @@ pub use event::Event;
 pub use executor::Executor;
 pub use id::EvalId;
 pub use limits::{LimitEnforcement, LimitKind, Limits, Mechanism};
+pub use manager::{Manager, ManagerError, SandboxSpec};
 pub use outcome::{Outcome, ResourceUsage, Status, StreamCounts, Termination, Truncation};
 pub use protection::{Protection, UnknownProtection, Weakening};
 pub use request::{

@@ -1,0 +1,289 @@
+//! Listening, accepting and shutting down: what the HTTP and SOCKS5 proxies share.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::error::ProxyError;
+
+/// How long [`ProxyHandle::shutdown`] lets connections finish what they are doing
+/// before closing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address (the port is the real one when bound to port 0).
+    Tcp(SocketAddr),
+    /// A Unix socket path (`None` for an unnamed socket).
+    Unix(Option<PathBuf>),
+}
+
+impl ListenAddr {
+    /// The TCP address, if the proxy listens on TCP.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddr::Tcp(addr) => Some(*addr),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            ListenAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+/// A stream a proxy can serve: TCP, a Unix socket from the sandbox's bridge, or
+/// anything else that reads and writes.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Tells connections that the proxy is shutting down. A dropped sender counts as
+/// a shutdown, so a forgotten handle cannot leave connections waiting forever.
+#[derive(Clone)]
+pub(crate) struct Shutdown(Option<watch::Receiver<bool>>);
+
+impl Shutdown {
+    /// A signal that never fires, for connections served outside an accept loop.
+    pub(crate) fn never() -> Self {
+        Shutdown(None)
+    }
+
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn wait(&mut self) {
+        match &mut self.0 {
+            Some(rx) => {
+                let _ = rx.wait_for(|down| *down).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// One protocol served on accepted connections.
+pub(crate) trait Protocol: Clone + Send + Sync + 'static {
+    /// `HTTP` or `SOCKS5`, for messages.
+    const NAME: &'static str;
+
+    /// Serves one connection until it ends or `shutdown` fires.
+    fn serve<S: Stream>(
+        &self,
+        stream: S,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), ProxyError>> + Send;
+}
+
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    pub(crate) async fn bind_tcp(
+        proxy: &'static str,
+        addr: SocketAddr,
+    ) -> Result<Self, ProxyError> {
+        TcpListener::bind(addr)
+            .await
+            .map(Listener::Tcp)
+            .map_err(|source| ProxyError::Bind {
+                proxy,
+                addr: addr.to_string(),
+                source,
+            })
+    }
+
+    pub(crate) fn bind_unix(proxy: &'static str, path: &Path) -> Result<Self, ProxyError> {
+        UnixListener::bind(path)
+            .map(Listener::Unix)
+            .map_err(|source| ProxyError::Bind {
+                proxy,
+                addr: format!("unix:{}", path.display()),
+                source,
+            })
+    }
+
+    pub(crate) fn local_addr(&self, proxy: &'static str) -> Result<ListenAddr, ProxyError> {
+        let err = |source| ProxyError::LocalAddr { proxy, source };
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(ListenAddr::Tcp).map_err(err),
+            Listener::Unix(l) => l
+                .local_addr()
+                .map(|a| ListenAddr::Unix(a.as_pathname().map(Path::to_path_buf)))
+                .map_err(err),
+        }
+    }
+}
+
+/// A bound proxy of protocol `P`, not yet accepting.
+pub(crate) struct Server<P> {
+    pub(crate) protocol: P,
+    pub(crate) listener: Listener,
+    pub(crate) addr: ListenAddr,
+}
+
+impl<P: Protocol> Server<P> {
+    pub(crate) fn new(protocol: P, listener: Listener) -> Result<Self, ProxyError> {
+        let addr = listener.local_addr(P::NAME)?;
+        Ok(Server {
+            protocol,
+            listener,
+            addr,
+        })
+    }
+
+    /// Accepts in a background task until the returned handle shuts it down.
+    pub(crate) fn spawn(self) -> ProxyHandle {
+        let (tx, rx) = watch::channel(false);
+        let addr = self.addr.clone();
+        let task = tokio::spawn(self.accept_loop(Shutdown(Some(rx))));
+        ProxyHandle {
+            addr,
+            shutdown: tx,
+            task: Some(task),
+        }
+    }
+
+    /// Accepts until `stop` resolves, then shuts down gracefully.
+    pub(crate) async fn run_until(self, stop: impl Future<Output = ()>) {
+        let (tx, rx) = watch::channel(false);
+        let accept = self.accept_loop(Shutdown(Some(rx)));
+        tokio::pin!(accept);
+        tokio::select! {
+            () = &mut accept => return,
+            () = stop => {}
+        }
+        let _ = tx.send(true);
+        accept.await;
+    }
+
+    async fn accept_loop(self, mut shutdown: Shutdown) {
+        let Server {
+            protocol,
+            listener,
+            addr,
+        } = self;
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                Some(done) = connections.join_next(), if !connections.is_empty() => {
+                    log_connection_end(P::NAME, done);
+                }
+                accepted = accept(&listener) => match accepted {
+                    Ok(Accepted::Tcp(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(protocol.clone().serve_owned(stream, shutdown.clone()));
+                    }
+                    Ok(Accepted::Unix(stream)) => {
+                        connections.spawn(protocol.clone().serve_owned(stream, shutdown.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(proxy = P::NAME, %addr, error = %e, "accept failed");
+                        // Out of descriptors or similar: retrying at once would spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(done) = connections.join_next().await {
+                log_connection_end(P::NAME, done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::debug!(
+                proxy = P::NAME,
+                open = connections.len(),
+                "closing connections still open after the grace period"
+            );
+        }
+        connections.shutdown().await;
+    }
+}
+
+trait ServeOwned: Protocol {
+    fn serve_owned<S: Stream>(
+        self,
+        stream: S,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), ProxyError>> + Send + 'static {
+        async move { self.serve(stream, shutdown).await }
+    }
+}
+impl<P: Protocol> ServeOwned for P {}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+fn log_connection_end(
+    proxy: &'static str,
+    done: Result<Result<(), ProxyError>, tokio::task::JoinError>,
+) {
+    match done {
+        Ok(Ok(())) => {}
+        // Clients that hang up mid-request are routine, not the proxy's failure.
+        Ok(Err(e)) => tracing::debug!(proxy, error = %e, "connection ended with an error"),
+        Err(e) if e.is_panic() => tracing::error!(proxy, error = %e, "connection task panicked"),
+        Err(_) => {}
+    }
+}
+
+/// A running proxy: its address and the way to stop it.
+///
+/// Dropping the handle also stops the proxy (in the background); call
+/// [`ProxyHandle::shutdown`] to wait until it has stopped.
+#[derive(Debug)]
+pub struct ProxyHandle {
+    addr: ListenAddr,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ProxyHandle {
+    /// Where the proxy listens.
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.addr
+    }
+
+    /// Stops accepting, lets in-flight HTTP requests finish for up to
+    /// [`SHUTDOWN_GRACE`] (idle kept-alive connections and open tunnels are closed at
+    /// once), then closes whatever is left, and returns once everything is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

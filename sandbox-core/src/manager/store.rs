@@ -224,15 +224,16 @@ pub(crate) fn decode<T: DeserializeOwned>(path: &Path, kind: &str, bytes: &[u8])
     let header =
         std::str::from_utf8(&bytes[..newline]).map_err(|_| corrupt("header is not text".into()))?;
     let body = &bytes[newline + 1..];
-    let fields: Vec<&str> = header.split(' ').collect();
-    let [magic, format, found_kind, len, sum] = fields[..] else {
-        return Err(corrupt(format!("malformed header {header:?}")));
-    };
-    if magic != MAGIC {
+    if !header.starts_with(MAGIC) {
         return Err(corrupt(format!(
-            "not a state file (header {header:?}, expected it to start with {MAGIC:?})"
+            "not a state file (first line {:?}, expected it to start with {MAGIC:?})",
+            header.chars().take(60).collect::<String>()
         )));
     }
+    let fields: Vec<&str> = header.split(' ').collect();
+    let [_, format, found_kind, len, sum] = fields[..] else {
+        return Err(corrupt(format!("malformed header {header:?}")));
+    };
     let format: u32 = format
         .parse()
         .map_err(|_| corrupt(format!("bad format version {format:?}")))?;

@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::{ManagerError, Result};
 
@@ -22,7 +22,6 @@ use super::error::{ManagerError, Result};
 #[derive(Debug)]
 pub(crate) struct StateLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl StateLock {
@@ -49,16 +48,7 @@ impl StateLock {
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(pid.as_bytes()))
             .map_err(|e| ManagerError::io("writing lock file", path, e))?;
-        Ok(StateLock {
-            _file: file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The lock file.
-    #[allow(dead_code)]
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(StateLock { _file: file })
     }
 }
 

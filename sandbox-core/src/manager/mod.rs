@@ -622,9 +622,19 @@ fn write_new_sandbox(dir: &StateDir, sandbox: &Sandbox) -> Result<()> {
         } else {
             store::create_dir_all(&sandbox.record.workspace)?;
         }
-        store::save(&staged.record(), "sandbox", &sandbox.record)?;
-        store::save(&staged.modules(), "modules", &sandbox.modules)?;
-        store::save(&staged.metrics(), "metrics", &sandbox.metrics)?;
+        // The staged directory is renamed into place whole, so its files need
+        // no rename of their own: one fsync each, one for the directory.
+        let record = store::encode("sandbox", &sandbox.record);
+        store::write_new_file(&staged.record(), &record)?;
+        store::write_new_file(
+            &staged.modules(),
+            &store::encode("modules", &sandbox.modules),
+        )?;
+        store::write_new_file(
+            &staged.metrics(),
+            &store::encode("metrics", &sandbox.metrics),
+        )?;
+        store::sync_dir(&tmp)?;
         fs::rename(&tmp, final_dir)
             .map_err(|e| ManagerError::io("renaming into place", final_dir, e))
     })();

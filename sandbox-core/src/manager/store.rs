@@ -164,6 +164,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_parent(path)
 }
 
+/// Writes a new file durably without renaming: for files inside a directory
+/// that is itself renamed into place afterwards (and fsynced once).
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| ManagerError::io("creating", path, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| ManagerError::io("writing", path, e))
+}
+
 /// Fsyncs the directory holding `path`, so that a rename or creation in it is durable.
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     match path.parent() {

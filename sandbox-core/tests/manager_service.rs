@@ -451,3 +451,19 @@ fn creating_and_destroying_sandboxes_with_services_leaves_no_process_and_no_file
     let left: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
     assert!(left.is_empty(), "still running: {left:?}");
 }
+
+#[test]
+fn a_service_that_cannot_be_launched_fails_create_and_leaves_nothing() {
+    let (dir, m) = manager();
+    let spec = SandboxSpec::default().service(ServiceSpec::new(["/nonexistent/program"]));
+    let err = m.create("ghost", spec).unwrap_err();
+    assert!(
+        matches!(err, sandbox_core::ManagerError::Launch { ref name, .. } if name == "ghost"),
+        "{err:?}"
+    );
+    assert!(m.list().is_empty());
+    assert_eq!(
+        fs::read_dir(dir.path().join("sandboxes")).unwrap().count(),
+        0
+    );
+}

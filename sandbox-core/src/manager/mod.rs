@@ -269,6 +269,7 @@ impl Manager {
                 continue;
             }
             let paths = dir.sandbox(&name);
+            remove_temp_entries(&paths.snapshots())?;
             let loaded = load_sandbox(&paths).and_then(|sandbox| {
                 modules::materialise_all(&dir, &sandbox)?;
                 Ok(sandbox)
@@ -322,7 +323,8 @@ impl Manager {
     /// Creates a sandbox: validates the name and the spec, writes its state
     /// (all at once: a crash leaves either no sandbox or a complete one),
     /// creates its workspace, and starts its service when it has one and the
-    /// manager has a launcher.
+    /// manager has a launcher. When the launcher cannot start the service, the
+    /// sandbox is removed again and the launch error returned.
     pub fn create(&self, name: &str, spec: SandboxSpec) -> Result<SandboxInfo> {
         validate_sandbox_name(name)?;
         spec.validate(name)?;
@@ -354,7 +356,11 @@ impl Manager {
         }
         self.shared.emit(name, EventKind::Created);
         if spec.service.is_some() && self.launcher.is_some() {
-            self.start_service(name)?;
+            if let Err(e) = self.start_service(name) {
+                // All or nothing: a sandbox whose service cannot even be launched is not left half made.
+                let _ = self.destroy(name);
+                return Err(e);
+            }
         }
         self.info(name)
     }
@@ -595,6 +601,19 @@ impl Drop for Manager {
             sup.stop();
         }
     }
+}
+
+/// Removes what an interrupted snapshot or snapshot deletion left in `dir`.
+fn remove_temp_entries(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if store::is_temp_name(&entry.file_name().to_string_lossy()) {
+            store::remove_tree(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn load_sandbox(paths: &SandboxPaths) -> Result<Sandbox> {

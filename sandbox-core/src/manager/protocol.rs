@@ -88,7 +88,9 @@ pub(crate) enum Frame {
 /// service's output into frames, so that waiting for an answer can time out
 /// and so that a chatty service never blocks on a full pipe.
 pub(crate) struct Control {
-    writer: Box<dyn Write + Send>,
+    /// `None` once a write timed out: the writer is then stuck in its thread
+    /// until the service reads or dies.
+    writer: Option<Box<dyn Write + Send>>,
     frames: Receiver<Frame>,
 }
 
@@ -106,7 +108,7 @@ impl Control {
             .name("sandbox-service-control".into())
             .spawn(move || read_frames(reader, tx));
         Control {
-            writer: ends.to_service,
+            writer: Some(ends.to_service),
             frames: rx,
         }
     }
@@ -122,7 +124,7 @@ impl Control {
     /// Asks for the state.
     pub fn export(&mut self, timeout: Duration) -> Result<Vec<u8>, String> {
         self.drain();
-        self.send(b"EXPORT\n")?;
+        self.send(b"EXPORT\n".to_vec(), timeout)?;
         loop {
             match self.next(timeout, "STATE")? {
                 Frame::State(bytes) => return Ok(bytes),
@@ -136,7 +138,7 @@ impl Control {
     pub fn import(&mut self, state: &[u8], timeout: Duration) -> Result<(), String> {
         let mut message = format!("IMPORT {}\n", state.len()).into_bytes();
         message.extend_from_slice(state);
-        self.send(&message)?;
+        self.send(message, timeout)?;
         loop {
             match self.next(timeout, "IMPORTED")? {
                 Frame::Imported => return Ok(()),
@@ -146,11 +148,31 @@ impl Control {
         }
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.writer
-            .write_all(bytes)
-            .and_then(|()| self.writer.flush())
-            .map_err(|e| format!("writing to the service's input: {e}"))
+    /// Writes from a helper thread: a service that stops reading its input
+    /// must not block the manager (a state larger than the pipe buffer would).
+    fn send(&mut self, bytes: Vec<u8>, timeout: Duration) -> Result<(), String> {
+        let mut writer = self
+            .writer
+            .take()
+            .ok_or("an earlier write to the service's input never completed")?;
+        let (tx, rx) = channel();
+        std::thread::Builder::new()
+            .name("sandbox-service-write".into())
+            .spawn(move || {
+                let result = writer.write_all(&bytes).and_then(|()| writer.flush());
+                let _ = tx.send((writer, result));
+            })
+            .map_err(|e| format!("starting a writer thread: {e}"))?;
+        match rx.recv_timeout(timeout) {
+            Ok((writer, result)) => {
+                self.writer = Some(writer);
+                result.map_err(|e| format!("writing to the service's input: {e}"))
+            }
+            Err(_) => Err(format!(
+                "the service did not read its input within {} ms",
+                timeout.as_millis()
+            )),
+        }
     }
 
     fn drain(&mut self) {
@@ -274,6 +296,32 @@ mod tests {
         input.extend_from_slice(b"READY\nREADY\n");
         // The first READY ends the long line; only the second is a frame.
         assert_eq!(frames(&input), [Frame::Ready]);
+    }
+
+    /// A writer that never accepts a byte, like a service that stopped reading.
+    struct Stuck;
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_service_that_does_not_read_cannot_block_an_import() {
+        let mut control = Control::new(ControlChannel {
+            to_service: Box::new(Stuck),
+            from_service: Box::new(std::io::empty()),
+        });
+        let started = std::time::Instant::now();
+        let err = control
+            .import(&[0; 1 << 20], Duration::from_millis(50))
+            .unwrap_err();
+        assert!(err.contains("did not read its input"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod compile;
 mod error;
 mod events;
 mod lock;
@@ -57,6 +58,7 @@ use std::time::SystemTime;
 
 use sandbox_policy::{Layer, Origin, PathPattern, PathRule, Policy};
 
+pub use compile::{CompileInfo, OUTPUT_DIR_ENV};
 pub use error::{ManagerError, Result};
 pub use events::{EventKind, ManagerEvent};
 pub use metrics::SandboxMetrics;

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use sandbox_policy::settings::base_dir;
 use sandbox_policy::{
-    Context, Gap, HostFs, Layer, Origin, Policy, PolicyError, Report, SettingsError, Warning,
+    Context, HostFs, Kind, Layer, LinuxPlan, Origin, Policy, PolicyError, Report, SettingsError,
+    Warning,
 };
 use serde_json::{json, Value};
 
@@ -40,11 +41,11 @@ pub fn show(args: PolicyShowArgs) -> i32 {
         Err(err) => return fail(&describe(&err)),
     };
     print_warnings(&report.warnings);
-    let gaps = policy.linux_plan(&HostFs).gaps;
+    let plan = policy.linux_plan(&HostFs);
     if args.json {
-        println!("{}", show_json(&policy, &report, &gaps));
+        println!("{}", show_json(&policy, &report, &plan));
     } else {
-        print!("{}", show_human(&policy, &report, &gaps));
+        print!("{}", show_human(&policy, &report, &plan));
     }
     0
 }
@@ -243,8 +244,9 @@ fn origin_json(origin: &Origin) -> Value {
 }
 
 /// The JSON object of `policy show` (see POLICY.md).
-pub fn show_json(policy: &Policy, report: &Report, gaps: &[Gap]) -> Value {
+pub fn show_json(policy: &Policy, report: &Report, plan: &LinuxPlan) -> Value {
     let net = &policy.network;
+    let gaps = &plan.gaps;
     json!({
         "layers": report.layers.iter().map(layer_json).collect::<Vec<_>>(),
         "rules": policy.rules().iter().map(|r| json!({
@@ -263,6 +265,11 @@ pub fn show_json(policy: &Policy, report: &Report, gaps: &[Gap]) -> Value {
         "linux_gaps": gaps.iter().map(|g| json!({
             "rule": g.rule.as_ref().map(origin_json),
             "reason": g.reason,
+        })).collect::<Vec<_>>(),
+        "linux_stand_ins": plan.placeholders.iter().map(|p| json!({
+            "path": p.path,
+            "kind": if p.kind == Kind::Dir { "directory" } else { "file" },
+            "rule": origin_json(&p.rule),
         })).collect::<Vec<_>>(),
     })
 }
@@ -283,8 +290,9 @@ fn origin_text(origin: &Origin) -> (String, String) {
 }
 
 /// The human table of `policy show`: one group per list, each rule with its
-/// layer, then the network settings and the Linux gaps.
-pub fn show_human(policy: &Policy, report: &Report, gaps: &[Gap]) -> String {
+/// layer, then the network settings, the Linux stand-ins and gaps.
+pub fn show_human(policy: &Policy, report: &Report, plan: &LinuxPlan) -> String {
+    let gaps = &plan.gaps;
     let mut out = String::new();
     let mut layers: Vec<String> = vec!["mandatory".into()];
     layers.extend(report.layers.iter().map(Layer::to_string));
@@ -356,6 +364,26 @@ pub fn show_human(policy: &Policy, report: &Report, gaps: &[Gap]) -> String {
         "  socks proxy port:      {}",
         port(net.socks_proxy_port)
     );
+    if !plan.placeholders.is_empty() {
+        out.push_str(
+            "\nprotected paths that do not exist yet (an empty read-only stand-in exists while an evaluation runs):\n",
+        );
+        for p in &plan.placeholders {
+            let (layer, source) = origin_text(&p.rule);
+            let from = format!("{layer} {source}");
+            let kind = if p.kind == Kind::Dir {
+                "directory"
+            } else {
+                "file"
+            };
+            let _ = writeln!(
+                out,
+                "  - {} ({kind}; {})",
+                p.path.display(),
+                from.trim_end()
+            );
+        }
+    }
     if gaps.is_empty() {
         out.push_str("\nnot enforced exactly on Linux: nothing\n");
     } else {
@@ -449,7 +477,7 @@ mod tests {
             .allow("WebFetch(domain:example.com)")
             .build(&fs)
             .unwrap();
-        let text = show_human(&policy, &report, &[]);
+        let text = show_human(&policy, &report, &LinuxPlan::default());
         let columns: Vec<usize> = text
             .lines()
             .filter(|l| {
@@ -463,7 +491,11 @@ mod tests {
 
     #[test]
     fn show_lists_empty_groups_as_none() {
-        let text = show_human(&Policy::default(), &Report::default(), &[]);
+        let text = show_human(
+            &Policy::default(),
+            &Report::default(),
+            &LinuxPlan::default(),
+        );
         assert!(text.contains("\nnetwork allow\n  (none)\n"), "{text}");
         assert!(
             text.contains("not enforced exactly on Linux: nothing"),

@@ -69,6 +69,18 @@ pub enum ExecError {
         /// What is missing, and why.
         missing: Vec<Weakening>,
     },
+    /// A protected path that does not exist yet could not be stood in for, so
+    /// the sandbox could have created it.
+    #[error("cannot protect {path} ({rule}): it does not exist yet and its read-only stand-in cannot be created: {source}")]
+    Placeholder {
+        /// The stand-in's path.
+        path: std::path::PathBuf,
+        /// The rule that protects it.
+        rule: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A requested limit cannot be enforced on this machine.
     #[error("the {limit} limit cannot be enforced here: {reason}")]
     LimitUnavailable {

@@ -81,7 +81,12 @@ async fn run(
     observer: &mut dyn Observer,
     use_spare: bool,
 ) -> Result<Outcome, Attempt> {
-    let (confinement, weakened) = crate::protection::confinement(request)?;
+    let (mut confinement, weakened) = crate::protection::confinement(request)?;
+    // Held until the evaluation's mount namespace is gone (see below).
+    let mut stand_ins = match &mut confinement {
+        Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
+        None => crate::placeholder::StandIns::default(),
+    };
     let cgroup_procs = plan
         .cgroup
         .as_ref()
@@ -221,9 +226,17 @@ async fn run(
     };
     // A cgroup can only be removed once init has left it, which it does
     // right after its report: wait for that rather than retry the removal.
-    if let (Some(_), Some(init)) = (&plan.cgroup, &init) {
-        let _ = tokio::time::timeout(DRAIN_GRACE, init.exited()).await;
+    // Stand-ins must also outlive init: removing one while the sandbox's
+    // mount namespace still exists would detach its read-only bind there.
+    if let (true, Some(init)) = (plan.cgroup.is_some() || !stand_ins.is_empty(), &init) {
+        if tokio::time::timeout(DRAIN_GRACE, init.exited())
+            .await
+            .is_err()
+        {
+            stand_ins.leave_in_place();
+        }
     }
+    drop(stand_ins);
     let stats = plan.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default();
     let captured = capture.finish();
     let mut outcome = Outcome {

@@ -75,6 +75,8 @@ mod macos;
 #[cfg(target_os = "linux")]
 mod pidfd;
 #[cfg(target_os = "linux")]
+mod placeholder;
+#[cfg(target_os = "linux")]
 mod prewarm;
 #[cfg(target_os = "linux")]
 mod protection;

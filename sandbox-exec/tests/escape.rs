@@ -462,11 +462,8 @@ async fn a_protected_directory_cannot_be_replaced_by_renaming_its_parent() {
 /// The mandatory protections of a writable root hold for paths that do not
 /// exist yet as well: a planted `.sandbox/settings.json` would widen the next
 /// evaluation's policy, a planted `.git/hooks/pre-commit` runs on the host.
-/// (The Linux plan can only bind over what exists; it reports these paths as
-/// gaps.)
+/// Read-only stand-ins keep them uncreatable, and are gone afterwards.
 #[tokio::test]
-#[ignore = "open hole (issue 3 note): a protected path missing at start can be created; \
-            mounts can only cover what exists and Landlock cannot deny inside an allowed root"]
 async fn a_protected_path_cannot_be_created_where_it_does_not_exist_yet() {
     let sb = Sandbox::new();
     let text = output(sb.shell(
@@ -481,6 +478,11 @@ async fn a_protected_path_cannot_be_created_where_it_does_not_exist_yet() {
     assert!(!sb.path("work/.git/hooks/pre-commit").exists(), "{text}");
     expect(&text, "create_other", OK);
     assert_eq!(sb.read("work/src/main.rs"), "fn main() {}\n");
+    assert!(!sb.path("work/.git").exists(), "a stand-in was left behind");
+    assert!(
+        !sb.path("work/.sandbox").exists(),
+        "a stand-in was left behind"
+    );
 }
 
 // ---------------------------------------------------------------------------

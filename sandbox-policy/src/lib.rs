@@ -69,8 +69,8 @@ pub use origin::{Layer, Origin};
 pub use path::{Context, PathError};
 pub use permission::{Effect, Permission, PermissionError, Problem};
 pub use plan::linux::{
-    GlobRule, LandlockAccess, LandlockPlan, LandlockRule, LinuxPlan, MountOp, Mountpoint, RuleList,
-    SeccompPlan,
+    GlobRule, LandlockAccess, LandlockPlan, LandlockRule, LinuxPlan, MountOp, Mountpoint,
+    Placeholder, RuleList, SeccompPlan,
 };
 pub use plan::seatbelt::SeatbeltOptions;
 pub use plan::Gap;

@@ -136,6 +136,9 @@ fn a_masked_region_gets_its_allow_read_holes_bound_back() {
             "mask-dir /home/user [/home/user/project]",
             "ro /home/user/project",
             "rw /home/user/project/src",
+            // src has no .git and no .sandbox: placeholders keep them uncreatable.
+            "ro /home/user/project/src/.git",
+            "ro /home/user/project/src/.sandbox",
         ]
     );
     let MountOp::MaskDir { mountpoints, .. } = &p.mounts[0] else {
@@ -219,11 +222,62 @@ fn a_missing_writable_path_is_a_gap() {
     assert!(p.gaps.iter().any(|g| g.reason == "/home/user/project/build: does not exist when the sandbox starts, so it is not writable"));
 }
 
+fn placeholders(plan: &LinuxPlan) -> Vec<String> {
+    plan.placeholders
+        .iter()
+        .map(|p| format!("{:?} {}", p.kind, p.path.display()))
+        .collect()
+}
+
 #[test]
-fn a_missing_protected_path_inside_a_writable_root_is_a_gap() {
+fn a_missing_protected_path_inside_a_writable_root_gets_a_read_only_placeholder() {
     let p = plan(&machine(), |b| b.allow("Edit(./src)"));
-    assert!(p.gaps.iter().any(|g| g.reason
-        == "/home/user/project/src/.git/hooks: does not exist when the sandbox starts, so the sandbox could create it"));
+    // No .git in src: one directory stands in for both .git/hooks and .git/config.
+    assert_eq!(
+        placeholders(&p),
+        vec![
+            "Dir /home/user/project/src/.git",
+            "Dir /home/user/project/src/.sandbox"
+        ]
+    );
+    assert!(ops(&p).contains(&"ro /home/user/project/src/.git".to_string()));
+    assert!(ops(&p).contains(&"ro /home/user/project/src/.sandbox".to_string()));
+    assert!(
+        !p.gaps.iter().any(|g| g.reason.contains("could create it")),
+        "{:?}",
+        p.gaps
+    );
+}
+
+#[test]
+fn a_missing_protected_file_gets_a_file_placeholder() {
+    let fs = machine().dir("/home/user/project/src/.git/hooks");
+    let p = plan(&fs, |b| b.allow("Edit(./src)"));
+    assert_eq!(
+        placeholders(&p),
+        vec![
+            "File /home/user/project/src/.git/config",
+            "Dir /home/user/project/src/.sandbox"
+        ]
+    );
+    assert!(ops(&p).contains(&"ro /home/user/project/src/.git/config".to_string()));
+}
+
+#[test]
+fn a_missing_deny_write_path_stands_in_from_its_first_missing_component() {
+    let p = plan(&machine(), |b| {
+        b.allow("Edit(./src)").deny("Edit(./src/gen/out.rs)")
+    });
+    assert!(placeholders(&p).contains(&"Dir /home/user/project/src/gen".to_string()));
+    assert!(ops(&p).contains(&"ro /home/user/project/src/gen".to_string()));
+}
+
+#[test]
+fn a_missing_path_outside_writable_roots_needs_no_placeholder() {
+    let p = plan(&machine(), |b| {
+        b.deny("Edit(./nowhere)").deny("Read(./gone)")
+    });
+    assert!(p.placeholders.is_empty(), "{:?}", p.placeholders);
 }
 
 #[test]

@@ -30,9 +30,12 @@
 //!    nearest ancestor point (the root is read-only). Emit an operation only when
 //!    they differ. Between points the state is constant, because a path's state
 //!    depends only on which rule points are its ancestors.
-//! 4. A point that does not exist cannot be mounted on: when that matters (it
-//!    should be writable, or it could be created inside a writable region) it
-//!    becomes a [`Gap`].
+//! 4. A point that does not exist cannot be mounted on. When it should be
+//!    writable it becomes a [`Gap`]. When it should be protected but lies in a
+//!    writable region (`.git/hooks` in a project without `.git`), the sandbox
+//!    could create it, so its first missing component gets a [`Placeholder`]: the
+//!    enforcer creates an empty stand-in on the host before the mounts and the
+//!    plan binds it read-only, so nothing can be created there or beneath.
 //! 5. Every [`MountOp::MaskDir`] lists the points bound inside it, as mount points
 //!    the executor creates in the tmpfs before making it read-only.
 //!
@@ -64,8 +67,59 @@ pub struct LinuxPlan {
     /// The glob rules themselves, so that an enforcer can also judge files created
     /// after the sandbox starts.
     pub globs: Vec<GlobRule>,
+    /// Empty stand-ins the enforcer must create on the host before applying
+    /// [`LinuxPlan::mounts`], for protected paths that do not exist yet inside a
+    /// writable region; the mounts bind each one read-only.
+    pub placeholders: Vec<Placeholder>,
     /// What this plan cannot enforce exactly.
     pub gaps: Vec<Gap>,
+}
+
+/// An empty stand-in for a protected path that does not exist yet.
+///
+/// A mount needs something to mount on, and without one the sandbox could create
+/// the protected path inside its writable root (`mkdir -p .git/hooks` where there
+/// is no `.git`). The enforcer creates it (mode `000`, so host tools see nothing
+/// they could use), keeps it while the evaluation runs, and removes it afterwards
+/// if no other evaluation still uses it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Placeholder {
+    /// The first missing component of the protected path (its parent exists).
+    pub path: PathBuf,
+    /// [`Kind::Dir`] or [`Kind::File`].
+    pub kind: Kind,
+    /// The rule that protects it.
+    pub rule: Origin,
+}
+
+/// Protected names that are directories when they exist; other protected paths
+/// get an empty file as stand-in, which is what a host tool reading them (a shell
+/// reading `~/.bashrc`) handles best.
+const DIRECTORY_NAMES: &[&str] = &[".git/hooks", ".sandbox", ".config/fish"];
+
+/// The placeholder for the missing protected `path`: its first missing component,
+/// a directory when more follows beneath it or the name is one of
+/// [`DIRECTORY_NAMES`].
+fn placeholder_for(path: &Path, fs: &dyn FsView, rule: &Origin) -> Option<Placeholder> {
+    let first_missing = path
+        .ancestors()
+        .take_while(|a| fs.metadata_kind(a).is_none())
+        .last()?;
+    // The parent must be a real directory: a symlink or a file in the way is
+    // not something a stand-in can be created beneath.
+    if fs.metadata_kind(first_missing.parent()?) != Some(Kind::Dir) {
+        return None;
+    }
+    let kind = if first_missing != path || DIRECTORY_NAMES.iter().any(|d| path.ends_with(d)) {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    Some(Placeholder {
+        path: first_missing.to_path_buf(),
+        kind,
+        rule: rule.clone(),
+    })
 }
 
 /// One mount operation; see the module docs for the order and the sources.
@@ -236,11 +290,10 @@ fn pin_ancestors(mounts: &mut Vec<MountOp>, fs: &dyn FsView) {
             }
         }
     }
-    if pins.is_empty() {
-        return;
-    }
     mounts.extend(pins.into_iter().map(|path| MountOp::BindWritable { path }));
-    // Shallowest first again, as the module docs require.
+    // Shallowest first again, as the module docs require: pins and placeholders
+    // (which stand in from a shallower component than their rule) were added
+    // out of order.
     mounts.sort_by(|a, b| {
         depth(a.path())
             .cmp(&depth(b.path()))
@@ -313,6 +366,31 @@ impl Policy {
             }
             let kind = fs.metadata_kind(&path);
             let op = match (want, kind) {
+                (State::Hidden | State::ReadOnly, None) if inherited == State::Writable => {
+                    if let Some(placeholder) = placeholder_for(&path, fs, &rule.origin) {
+                        let stand_in = placeholder.path.clone();
+                        // Several protected paths can share one stand-in
+                        // (`.git/hooks` and `.git/config` without `.git`).
+                        if !plan.placeholders.iter().any(|p| p.path == stand_in) {
+                            plan.placeholders.push(placeholder);
+                            plan.mounts.push(MountOp::ReadOnly {
+                                path: stand_in.clone(),
+                            });
+                        }
+                        states.insert(stand_in, want);
+                        continue;
+                    }
+                    plan.gaps.push(Gap {
+                        rule: Some(rule.origin.clone()),
+                        reason: format!(
+                            "{}: does not exist when the sandbox starts and cannot be stood in \
+                             for, so the sandbox could create it",
+                            path.display()
+                        ),
+                    });
+                    states.insert(path, inherited);
+                    continue;
+                }
                 (_, None) | (_, Some(Kind::Symlink)) => {
                     let reason = match (want, inherited) {
                         (State::Writable, _) => Some("does not exist when the sandbox starts, so it is not writable"),
@@ -346,6 +424,7 @@ impl Policy {
             plan.mounts.push(op);
         }
         pin_ancestors(&mut plan.mounts, fs);
+        plan.placeholders.sort_by(|a, b| a.path.cmp(&b.path));
         // Mount points inside masks: each op's nearest enclosing op.
         for i in 0..plan.mounts.len() {
             let path = plan.mounts[i].path().to_path_buf();

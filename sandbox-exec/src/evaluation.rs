@@ -19,6 +19,7 @@ use crate::limits::{self, LimitPlan};
 use crate::pidfd::{ChildProcess, Pidfd};
 use crate::prewarm::Pool;
 use crate::protocol::{Job, Report};
+use crate::reclaim::{Leftovers, Reclaimer};
 use crate::{ExecError, Observer, OutputStream};
 
 /// After the end is known, how long to wait for the pipes to close.
@@ -49,6 +50,7 @@ fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
 
 pub(crate) async fn evaluate(
     pool: &Pool,
+    reclaimer: &Reclaimer,
     request: EvalRequest,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ExecError> {
@@ -58,23 +60,35 @@ pub(crate) async fn evaluate(
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
     let mut plan = limits::plan(&request.limits, &name, privileged)?;
-    let mut result = run(pool, &request, argv.clone(), &mut plan, observer, true).await;
+    let mut result = run(
+        pool,
+        reclaimer,
+        &request,
+        argv.clone(),
+        &mut plan,
+        observer,
+        true,
+    )
+    .await;
     if let Err(Attempt::SpareLost(reason)) = &result {
         debug!(%reason, "the spare runner was lost before it accepted the job; using a fresh one");
-        result = run(pool, &request, argv, &mut plan, observer, false).await;
+        result = run(pool, reclaimer, &request, argv, &mut plan, observer, false).await;
     }
     let result = result.map_err(|attempt| match attempt {
         Attempt::Failed(error) => error,
         Attempt::SpareLost(reason) => ExecError::RunnerFailed { reason },
     });
+    // Left only when the evaluation did not get as far as a runner.
     if let Some(cgroup) = plan.cgroup.take() {
         cgroup.remove();
     }
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     pool: &Pool,
+    reclaimer: &Reclaimer,
     request: &EvalRequest,
     argv: Vec<String>,
     plan: &mut LimitPlan,
@@ -224,20 +238,28 @@ async fn run(
         }),
         end => end,
     };
-    // A cgroup can only be removed once init has left it, which it does
-    // right after its report: wait for that rather than retry the removal.
-    // Stand-ins must also outlive init: removing one while the sandbox's
-    // mount namespace still exists would detach its read-only bind there.
-    if let (true, Some(init)) = (plan.cgroup.is_some() || !stand_ins.is_empty(), &init) {
-        if tokio::time::timeout(DRAIN_GRACE, init.exited())
-            .await
-            .is_err()
-        {
+    // Once the report is in, nothing of the evaluation runs (init killed and
+    // reaped the rest first), so its stand-ins can go at once. Otherwise init
+    // was killed here, and they stay until its exit has taken down the mount
+    // namespace: removing a stand-in detaches its bind there.
+    if !matches!(end, End::Report(_)) && !stand_ins.is_empty() {
+        let exited = match &init {
+            Some(init) => tokio::time::timeout(DRAIN_GRACE, init.exited())
+                .await
+                .is_ok(),
+            None => false,
+        };
+        if !exited {
             stand_ins.leave_in_place();
         }
     }
     drop(stand_ins);
+    // The cgroups' figures are final (every process of the evaluation is
+    // gone); removing them waits for init's exit, off the outcome's path.
     let stats = plan.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default();
+    if let Some(cgroup) = plan.cgroup.take() {
+        reclaimer.submit(Leftovers { init, cgroup });
+    }
     let captured = capture.finish();
     let mut outcome = Outcome {
         id: request.id,

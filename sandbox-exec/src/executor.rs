@@ -44,6 +44,8 @@ pub struct Executor {
 struct Inner {
     #[cfg(target_os = "linux")]
     pool: crate::prewarm::Pool,
+    #[cfg(target_os = "linux")]
+    reclaimer: crate::reclaim::Reclaimer,
 }
 
 /// Spare runners an executor keeps by default (see [`Executor::set_prewarm`]).
@@ -83,6 +85,8 @@ impl Executor {
                     },
                     DEFAULT_PREWARM,
                 ),
+                #[cfg(target_os = "linux")]
+                reclaimer: crate::reclaim::Reclaimer::default(),
             }),
         })
     }
@@ -120,7 +124,7 @@ impl Executor {
             tracing::info_span!("evaluate", id = %request.id, command = %request.command.display());
         #[cfg(target_os = "linux")]
         {
-            crate::evaluation::evaluate(&self.inner.pool, request, observer)
+            crate::evaluation::evaluate(&self.inner.pool, &self.inner.reclaimer, request, observer)
                 .instrument(span)
                 .await
         }

@@ -81,6 +81,8 @@ mod prewarm;
 #[cfg(target_os = "linux")]
 mod protection;
 #[cfg(target_os = "linux")]
+mod reclaim;
+#[cfg(target_os = "linux")]
 mod seccomp;
 
 pub use error::ExecError;

@@ -17,6 +17,12 @@ pub(crate) struct Pidfd {
     pid: u32,
 }
 
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 impl Pidfd {
     /// Opens a descriptor for `pid`, which must not have been reaped yet.
     pub fn open(pid: u32) -> io::Result<Self> {

@@ -53,8 +53,9 @@ pub(crate) struct Confinement {
     pub plan: sandbox_policy::LinuxPlan,
     /// Whether to apply Landlock on top of the mounts.
     pub landlock: LandlockMode,
-    /// seccomp programs, installed in order (none when the caller accepted
-    /// running without a filter on a machine that has none).
+    /// The job's seccomp programs, installed in order on top of the one init
+    /// installed as a spare (none when the caller accepted running without a
+    /// filter on a machine that has none).
     pub seccomp: Vec<Vec<BpfInstruction>>,
 }
 

@@ -1,24 +1,32 @@
-//! The seccomp programs a confined evaluation runs under, compiled once per
-//! executor from the policy's [`SeccompPlan`].
+//! The seccomp programs a confined evaluation runs under.
 //!
-//! One program, installed by init after the mounts and before anything of the
-//! evaluation runs. After the architecture check (another architecture's
-//! calls, e.g. i386 through `int 0x80`, kill the process):
+//! Two programs, because installing one costs a JIT compilation proportional
+//! to its length and the bulk of the rules do not depend on the policy:
 //!
-//! 1. **x32** (`ENOSYS`, x86-64 only): the x32 ABI numbers its system calls with
-//!    bit 30 set under the same audit architecture, which would slip past the
-//!    numbers the denials match;
-//! 2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so it
-//!    is refused as "not implemented", which makes libc fall back to `clone`,
-//!    whose flags the denials check;
-//! 3. **denials** (`EPERM`, compiled by seccompiler): system calls no evaluation needs and that widen
-//!    the attack surface or reach outside the sandbox — tracing other processes,
-//!    mounting and namespaces once the sandbox is built, keyrings, `bpf`,
-//!    `perf_event_open`, `userfaultfd`, `io_uring`, kexec and modules, handles
-//!    that bypass path checks, the TIOCSTI/TIOCLINUX terminal injections,
-//!    `clone` with any `CLONE_NEW*` flag, and sockets other than IPv4, IPv6 and
-//!    netlink (plus Unix when the policy allows a Unix socket), raw IP sockets
-//!    and `AF_PACKET`.
+//! - the **spare's program** ([`spare_program`]), installed by init while it
+//!   waits as a spare, off the evaluation's path. After the architecture check
+//!   (another architecture's calls, e.g. i386 through `int 0x80`, kill the
+//!   process):
+//!   1. **x32** (`ENOSYS`, x86-64 only): the x32 ABI numbers its system calls
+//!      with bit 30 set under the same audit architecture, which would slip
+//!      past the numbers the denials match;
+//!   2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so
+//!      it is refused as "not implemented", which makes libc fall back to
+//!      `clone`, whose flags the denials check;
+//!   3. **denials** (`EPERM`, compiled by seccompiler): system calls no
+//!      evaluation needs and that widen the attack surface or reach outside the
+//!      sandbox — tracing other processes, namespaces, keyrings, `bpf`,
+//!      `perf_event_open`, `userfaultfd`, `io_uring`, kexec and modules,
+//!      handles that bypass path checks, the TIOCSTI/TIOCLINUX terminal
+//!      injections, `clone` with any `CLONE_NEW*` flag;
+//! - the **job's program** ([`job_programs`]), installed by init once it has
+//!   made the policy's mounts: the mount calls it needed until then, and the
+//!   socket rule, which depends on the policy — sockets other than IPv4, IPv6
+//!   and netlink (plus Unix when the policy allows a Unix socket), raw IP
+//!   sockets and `AF_PACKET`.
+//!
+//! The kernel runs every installed program and the strictest answer wins, so
+//! the two together deny exactly what one program with all the rules would.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -38,24 +46,14 @@ const ARCH: TargetArch = TargetArch::aarch64;
 #[cfg(target_arch = "riscv64")]
 const ARCH: TargetArch = TargetArch::riscv64;
 
-/// System calls refused whatever their arguments.
+/// System calls refused whatever their arguments, from the spare's program on.
 const DENIED: &[i64] = &[
     libc::SYS_ptrace,
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
     libc::SYS_chroot,
     libc::SYS_unshare,
     libc::SYS_setns,
-    libc::SYS_open_tree,
-    libc::SYS_move_mount,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_mount_setattr,
     libc::SYS_keyctl,
     libc::SYS_add_key,
     libc::SYS_request_key,
@@ -76,6 +74,21 @@ const DENIED: &[i64] = &[
     libc::SYS_acct,
     libc::SYS_open_by_handle_at,
     libc::SYS_name_to_handle_at,
+];
+
+/// The mount calls init makes for the policy after the spare's program is in
+/// place: refused whatever their arguments by the job's program.
+const DENIED_AFTER_MOUNTS: &[i64] = &[
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
 ];
 
 /// Namespace flags `clone` must not carry.
@@ -129,8 +142,8 @@ fn compile(
         .collect())
 }
 
-/// The denials filter (see the module docs).
-fn denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
+/// The denials of the spare's program (see the module docs).
+fn spare_denials() -> Result<Vec<BpfInstruction>, FilterError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in DENIED {
         // An empty rule list matches every call.
@@ -150,6 +163,15 @@ fn denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
             .map(|&flag| rule(vec![cond(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
             .collect::<Result<_, _>>()?,
     );
+    compile(rules, SeccompAction::Errno(libc::EPERM as u32))
+}
+
+/// The job's program: the mount calls and the policy's socket rule.
+fn job_denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in DENIED_AFTER_MOUNTS {
+        rules.insert(*nr, Vec::new());
+    }
     let mut families: Vec<i32> = SOCKET_FAMILIES.to_vec();
     if plan.allow_unix_sockets {
         families.push(libc::AF_UNIX);
@@ -208,7 +230,14 @@ fn prefix() -> Vec<BpfInstruction> {
     out
 }
 
-/// [`programs`], compiled once per process for each of the two plans that
+/// The spare's program: the prefix, then the policy-independent denials.
+pub(crate) fn spare_program() -> Result<Vec<BpfInstruction>, FilterError> {
+    let mut program = prefix();
+    program.extend(spare_denials()?);
+    Ok(program)
+}
+
+/// [`job_programs`], compiled once per process for each of the two plans that
 /// differ (Unix sockets allowed or not).
 pub(crate) fn cached_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
     type Cache = OnceLock<Result<Vec<Vec<BpfInstruction>>, String>>;
@@ -224,17 +253,15 @@ pub(crate) fn cached_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstructi
         ..SeccompPlan::default()
     };
     cache
-        .get_or_init(|| programs(&key).map_err(|e| e.0))
+        .get_or_init(|| job_programs(&key).map_err(|e| e.0))
         .clone()
         .map_err(FilterError)
 }
 
-/// The program for `plan` (a list of programs, installed in order, so that
-/// the protocol can carry more than one).
-pub(crate) fn programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
-    let mut program = prefix();
-    program.extend(denials(plan)?);
-    Ok(vec![program])
+/// The job's programs for `plan`, installed in order on top of the spare's
+/// (a list, so that the protocol can carry more than one).
+pub(crate) fn job_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
+    Ok(vec![job_denials(plan)?])
 }
 
 #[cfg(test)]
@@ -248,16 +275,18 @@ mod tests {
                 allow_unix_sockets: allow_unix,
                 ..SeccompPlan::default()
             };
-            for program in programs(&plan).unwrap() {
+            for program in job_programs(&plan).unwrap() {
                 assert!(!program.is_empty() && program.len() <= 4096);
             }
+            let spare = spare_program().unwrap();
+            assert!(!spare.is_empty() && spare.len() <= 4096);
         }
     }
 
     #[test]
     fn allowing_unix_sockets_changes_the_socket_rule() {
-        let closed = programs(&SeccompPlan::default()).unwrap();
-        let open = programs(&SeccompPlan {
+        let closed = job_programs(&SeccompPlan::default()).unwrap();
+        let open = job_programs(&SeccompPlan {
             allow_unix_sockets: true,
             ..SeccompPlan::default()
         })

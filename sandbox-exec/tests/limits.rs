@@ -147,3 +147,56 @@ async fn a_plain_signal_is_not_mistaken_for_a_limit() {
     assert_eq!(outcome.status, Status::Signaled { signal: 15 });
     assert_eq!(outcome.exit_code(), 143);
 }
+
+/// The cgroups of evaluation `id` of this process that still exist
+/// (`<pid>-<id>` under the `sandbox` group next to our own memory and pids
+/// cgroups).
+fn cgroups_of(id: &sandbox_core::EvalId) -> Vec<std::path::PathBuf> {
+    let name = format!("{}-{}", std::process::id(), id.0);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut found = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        for controller in ["memory", "pids"] {
+            if controllers.is_some_and(|c| c.split(',').any(|c| c == controller)) {
+                let dir = std::path::Path::new("/sys/fs/cgroup")
+                    .join(controller)
+                    .join(path.unwrap_or("/").trim_start_matches('/'))
+                    .join("sandbox")
+                    .join(&name);
+                if dir.exists() {
+                    found.push(dir);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_evaluations_cgroups_are_removed_by_the_time_its_executor_is_dropped() {
+    if !is_root() {
+        return; // rlimits only: no cgroup to remove
+    }
+    let executor = executor();
+    let limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(16),
+        ..Limits::default()
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let outcome = executor
+            .evaluate(shell("true").limits(limits.clone()))
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, Status::Exited { code: 0 });
+        assert_eq!(mechanism(&outcome, LimitKind::Memory), Mechanism::CgroupV1);
+        ids.push(outcome.id);
+    }
+    drop(executor);
+    for id in &ids {
+        assert_eq!(cgroups_of(id), Vec::<std::path::PathBuf>::new());
+    }
+}

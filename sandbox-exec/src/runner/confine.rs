@@ -52,6 +52,9 @@ pub(super) struct Base {
     /// A detached copy of the host's mount tree as it was before anything
     /// was hidden, where the policy's binds take their sources from.
     host: OwnedFd,
+    /// Whether the spare's seccomp program is in place, or why not (a kernel
+    /// without seccomp: the job then refuses unless seccomp was waived).
+    seccomp: Result<(), String>,
 }
 
 /// Builds the policy-independent part of the sandbox: fresh mount, network,
@@ -104,7 +107,45 @@ pub(super) fn prepare() -> Result<Base, String> {
     if unsafe { libc::sethostname(c"sandbox".as_ptr(), 7) } != 0 {
         return Err(os_err("cannot set the hostname".into()));
     }
-    Ok(Base { host })
+    no_new_privileges()?;
+    let seccomp = crate::seccomp::spare_program()
+        .map_err(|e| e.to_string())
+        .and_then(|program| install_seccomp(&[program]));
+    Ok(Base { host, seccomp })
+}
+
+/// The part of the lock-down that leaves init's own capabilities in place, so
+/// a spare does it while it waits: `no_new_privs`, an empty bounding set and
+/// no ambient capabilities. Nothing init or the evaluation starts can gain a
+/// capability or a uid from then on; init keeps its effective capabilities
+/// for the policy's mounts until [`lock_down`].
+fn no_new_privileges() -> Result<(), String> {
+    // SAFETY: prctl calls that only change this process's own credentials.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(os_err("cannot set no_new_privs".into()));
+        }
+        // Up to the first number the kernel does not know (EINVAL): cheaper
+        // than reading /proc/sys/kernel/cap_last_cap.
+        for cap in 0..64 {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(os_err(format!(
+                    "cannot drop capability {cap} from the bounding set"
+                )));
+            }
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    Ok(())
 }
 
 /// Applies the policy's mount plan on top of `base`.
@@ -231,7 +272,7 @@ fn minimal_dev(devices: Vec<(&str, OwnedFd)>) -> Result<(), String> {
 
 /// Installs the seccomp programs, in order. Needs `no_new_privs` (or
 /// `CAP_SYS_ADMIN`), so it comes after [`lock_down`].
-pub(super) fn install_seccomp(programs: &[Vec<BpfInstruction>]) -> Result<(), String> {
+fn install_seccomp(programs: &[Vec<BpfInstruction>]) -> Result<(), String> {
     for (n, program) in programs.iter().enumerate() {
         let filter: seccompiler::BpfProgram = program
             .iter()
@@ -248,33 +289,26 @@ pub(super) fn install_seccomp(programs: &[Vec<BpfInstruction>]) -> Result<(), St
     Ok(())
 }
 
-/// Forbids gaining privileges and drops every capability, for init and
-/// everything it starts.
+/// Installs the job's seccomp programs on top of the spare's. No programs
+/// means the caller accepted running without seccomp.
+pub(super) fn install_job_seccomp(
+    base: &Base,
+    programs: &[Vec<BpfInstruction>],
+) -> Result<(), String> {
+    if programs.is_empty() {
+        return Ok(());
+    }
+    base.seccomp
+        .as_ref()
+        .map_err(|reason| format!("seccomp is required but unavailable: {reason}"))?;
+    install_seccomp(programs)
+}
+
+/// Drops every capability of init and so of everything it starts (the rest
+/// of the lock-down was done by [`prepare`]).
 pub(super) fn lock_down() -> Result<(), String> {
-    // SAFETY: prctl calls that only change this process's own credentials.
+    // SAFETY: capset only changes this process's own credentials.
     unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(os_err("cannot set no_new_privs".into()));
-        }
-        // Up to the first number the kernel does not know (EINVAL): cheaper
-        // than reading /proc/sys/kernel/cap_last_cap.
-        for cap in 0..64 {
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-                    break;
-                }
-                return Err(os_err(format!(
-                    "cannot drop capability {cap} from the bounding set"
-                )));
-            }
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
         #[repr(C)]
         struct Header {
             version: u32,

@@ -28,6 +28,7 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
             0,
         )
     };
+    super::spawn::default_signals();
     let mut byte = [0u8; 1];
     if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
         // The runner died before telling the executor who we are.
@@ -113,15 +114,15 @@ fn evaluate(job: &Job, base: Option<Result<Base, String>>) -> Result<Report, Str
 }
 
 /// The policy's mounts on top of the prepared base, then Landlock (which opens
-/// its rule paths in the new mount tree), then no privileges, then the seccomp
-/// programs (which forbid the mount calls made before them).
+/// its rule paths in the new mount tree), then no capabilities, then the job's
+/// seccomp programs (which forbid the mount calls made before them).
 fn confine(confinement: &Confinement, base: &Base) -> Result<(), String> {
     super::confine::apply(base, &confinement.plan)?;
     if let LandlockMode::Apply { required } = confinement.landlock {
         super::landlock::restrict(&confinement.plan, required)?;
     }
     super::confine::lock_down()?;
-    super::confine::install_seccomp(&confinement.seccomp)
+    super::confine::install_job_seccomp(base, &confinement.seccomp)
 }
 
 fn spawn_failed(e: spawn::SpawnError) -> Report {

@@ -1,0 +1,105 @@
+//! Teardown that need not delay an outcome: removing an evaluation's cgroups.
+//!
+//! A cgroup can only be removed once every task has left it, and init leaves
+//! only by exiting, which takes the kernel a good half millisecond (the pid,
+//! mount and network namespaces are torn down with it). Nothing of the
+//! evaluation runs by then — init killed and reaped the rest before its report
+//! — and the cgroup's figures are final, so the outcome is returned at once and
+//! one thread per executor waits for init and removes the cgroups. Dropping the
+//! executor finishes every pending removal first, so nothing outlives it.
+
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::cgroup::Cgroup;
+use crate::pidfd::Pidfd;
+
+/// How long the thread waits for an init to exit before removing its cgroups
+/// anyway (the removal then retries on its own while tasks remain).
+const INIT_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// One evaluation's leftovers.
+#[derive(Debug)]
+pub(crate) struct Leftovers {
+    /// The evaluation's init, whose exit the removal waits for.
+    pub init: Option<Pidfd>,
+    /// The cgroups to remove.
+    pub cgroup: Cgroup,
+}
+
+/// The reclaiming thread of one executor, started on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Reclaimer {
+    worker: Mutex<Option<(Sender<Leftovers>, JoinHandle<()>)>>,
+}
+
+impl Reclaimer {
+    /// Removes `leftovers` once their init has exited, off the caller's path.
+    pub fn submit(&self, leftovers: Leftovers) {
+        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if worker.is_none() {
+            let (tx, rx) = channel::<Leftovers>();
+            let spawned = std::thread::Builder::new()
+                .name("sandbox-reclaim".into())
+                .spawn(move || {
+                    for leftovers in rx {
+                        reclaim(leftovers);
+                    }
+                });
+            match spawned {
+                Ok(handle) => *worker = Some((tx, handle)),
+                // No thread: do it here, late rather than never.
+                Err(error) => {
+                    debug!(%error, "cannot start the reclaiming thread");
+                    drop(worker);
+                    reclaim(leftovers);
+                    return;
+                }
+            }
+        }
+        if let Some((tx, _)) = worker.as_ref() {
+            if let Err(returned) = tx.send(leftovers) {
+                reclaim(returned.0);
+            }
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        let worker = self.worker.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some((tx, handle)) = worker.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn reclaim(leftovers: Leftovers) {
+    if let Some(init) = &leftovers.init {
+        wait_exited(init, INIT_EXIT_GRACE);
+    }
+    leftovers.cgroup.remove();
+}
+
+/// Blocks until `process` has exited or `grace` has passed.
+fn wait_exited(process: &Pidfd, grace: Duration) {
+    let mut poll = libc::pollfd {
+        fd: process.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = grace.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: one pollfd for a descriptor that outlives the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}

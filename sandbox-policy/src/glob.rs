@@ -17,6 +17,7 @@
 //! beneath it*: see [`PathPattern::match_depth`]. The same meaning is produced as a
 //! regular expression for macOS Seatbelt by [`PathPattern::to_regex`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -245,14 +246,16 @@ fn component_matches(tokens: &[Token], name: &str) -> bool {
 }
 
 /// The normal components of an absolute path, with `.` and `..` applied lexically.
-fn components(path: &Path) -> Option<Vec<String>> {
+/// The normal components of an absolute path, borrowed when they are UTF-8
+/// (matching runs for every rule on every planned path: no copies).
+fn components(path: &Path) -> Option<Vec<Cow<'_, str>>> {
     if !path.is_absolute() {
         return None;
     }
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<Cow<'_, str>> = Vec::new();
     for comp in path.components() {
         match comp {
-            Component::Normal(os) => out.push(os.to_string_lossy().into_owned()),
+            Component::Normal(os) => out.push(os.to_string_lossy()),
             Component::ParentDir => {
                 out.pop();
             }
@@ -349,22 +352,42 @@ impl PathPattern {
         components(path).is_some_and(|comps| self.matches_components(&comps))
     }
 
-    fn matches_components(&self, comps: &[String]) -> bool {
+    fn matches_components(&self, comps: &[Cow<'_, str>]) -> bool {
+        if !self.has_any_depth() {
+            return self.segments.len() == comps.len() && self.matches_prefix(comps);
+        }
         let (s, c) = (self.segments.len(), comps.len());
-        // dp[i][j]: segments[i..] match comps[j..].
-        let mut dp = vec![vec![false; c + 1]; s + 1];
-        dp[s][c] = true;
+        // dp[i * (c + 1) + j]: segments[i..] match comps[j..].
+        let width = c + 1;
+        let mut dp = vec![false; (s + 1) * width];
+        dp[s * width + c] = true;
         for i in (0..s).rev() {
             for j in (0..=c).rev() {
-                dp[i][j] = match &self.segments[i] {
-                    Segment::AnyDepth => dp[i + 1][j] || (j < c && dp[i][j + 1]),
+                dp[i * width + j] = match &self.segments[i] {
+                    Segment::AnyDepth => {
+                        dp[(i + 1) * width + j] || (j < c && dp[i * width + j + 1])
+                    }
                     Segment::Component(tokens) => {
-                        j < c && dp[i + 1][j + 1] && component_matches(tokens, &comps[j])
+                        j < c && dp[(i + 1) * width + j + 1] && component_matches(tokens, &comps[j])
                     }
                 };
             }
         }
-        dp[0][0]
+        dp[0]
+    }
+
+    /// For a pattern without `**`: whether its segments match the first
+    /// components of `comps`, one each.
+    fn matches_prefix(&self, comps: &[Cow<'_, str>]) -> bool {
+        self.segments.len() <= comps.len()
+            && self
+                .segments
+                .iter()
+                .zip(comps)
+                .all(|(seg, comp)| match seg {
+                    Segment::Component(tokens) => component_matches(tokens, comp),
+                    Segment::AnyDepth => false,
+                })
     }
 
     /// The depth (number of components) of the deepest ancestor-or-self of `path`
@@ -372,6 +395,26 @@ impl PathPattern {
     /// this is `Some`; the depth says how specific the match is.
     pub fn match_depth(&self, path: &Path) -> Option<usize> {
         let comps = components(path)?;
+        match self.segments.iter().position(|s| *s == Segment::AnyDepth) {
+            // Each segment matches exactly one component: only the ancestor
+            // of the pattern's own depth can match.
+            None => {
+                let depth = self.segments.len();
+                return self.matches_prefix(&comps).then_some(depth);
+            }
+            // `PREFIX/**`, the shape of most rules: the path itself matches
+            // as soon as it lies beneath PREFIX.
+            Some(last) if last + 1 == self.segments.len() => {
+                let prefix = &self.segments[..last];
+                let beneath = prefix.len() <= comps.len()
+                    && prefix.iter().zip(&comps).all(|(seg, comp)| match seg {
+                        Segment::Component(tokens) => component_matches(tokens, comp),
+                        Segment::AnyDepth => false,
+                    });
+                return beneath.then_some(comps.len());
+            }
+            Some(_) => {}
+        }
         (0..=comps.len())
             .rev()
             .find(|n| self.matches_components(&comps[..*n]))

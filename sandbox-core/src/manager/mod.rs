@@ -4,7 +4,7 @@
 //!
 //! A named sandbox is a [`SandboxSpec`] (policy, limits, entry command,
 //! workspace, optional service) plus its state in a state directory
-//! ([`StateDir`]; see [`store`](self) for the layout and the file format). A new
+//! ([`StateDir`], which describes the layout and the file format). A new
 //! [`Manager`] on the same directory sees the same sandboxes, module versions,
 //! snapshots and metrics; only running services belong to the manager that
 //! started them and are stopped when it is dropped.

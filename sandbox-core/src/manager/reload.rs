@@ -131,11 +131,18 @@ impl ReloadReport {
 impl Manager {
     /// Installs `bytes` as the new version of `module` and makes it active;
     /// a running service is replaced by one on the new code, its state
-    /// migrated when `opts` has a state handler (see the [module docs](self)).
-    /// Bytes equal to the active version change nothing (`from == Some(to)`).
+    /// migrated when `opts` has a state handler. Bytes equal to the active
+    /// version change nothing (`from == Some(to)`).
     ///
-    /// A reload that fails after the old service was stopped is not an `Err`:
-    /// the report's `rolled_back` says why and the previous version runs again.
+    /// With a running service: the old process exports its state (`EXPORT`,
+    /// only with a state handler; see [`PROTOCOL_DOC`](super::PROTOCOL_DOC)),
+    /// is killed, the new version becomes active in the code directory, a new
+    /// process starts, the handler's result is imported (`IMPORT`, answered by
+    /// `IMPORTED`), and the new process must stay up for the grace period. If
+    /// any step after the kill fails, the previous version is re-activated and
+    /// started again with its unchanged state: that is not an `Err`, the
+    /// report's `rolled_back` says why. The new version stays in the history,
+    /// inactive.
     pub fn hot_reload(
         &self,
         name: &str,

@@ -1,29 +1,6 @@
 //! The state directory: where it is ([`StateDir::resolve`]), how it is laid out,
-//! and how its files are written (atomically) and read (validated).
-//!
-//! Layout:
-//!
-//! ```text
-//! STATE_DIR/
-//!   lock                          exclusive lock of the open Manager, holder pid inside
-//!   objects/ab/cdef…              module bytes by sha256, written once, read-only
-//!   sandboxes/NAME/
-//!     sandbox.json                spec, creation time, restart count
-//!     modules.json                modules, their versions and the active one
-//!     metrics.json                counters updated by evaluations and the supervisor
-//!     code/MODULE                 the active version of each module (hard link to its object)
-//!     workspace/                  the default workspace
-//!     snapshots/SNAP/             snapshot.json + a copy of the workspace
-//! ```
-//!
-//! Every `.json` file is a *store file*: a one-line header
-//! `sandbox-state FORMAT KIND LENGTH SHA256\n` followed by exactly `LENGTH`
-//! bytes of JSON whose sha256 is `SHA256`. A truncated, padded or altered file
-//! fails the length or checksum test and is reported as
-//! [`ManagerError::Corrupt`] naming the file. Store files are replaced by
-//! writing a temporary file in the same directory, fsyncing it, renaming it
-//! over the old one and fsyncing the directory, so a crash leaves either the
-//! old or the new file, never a mix.
+//! and how its files are written (atomically) and read (validated). The layout
+//! and the file format are described on [`StateDir`].
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -43,6 +20,30 @@ pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &str = "sandbox-state";
 
 /// Where a manager keeps its state.
+///
+/// Layout:
+///
+/// ```text
+/// STATE_DIR/
+///   lock                          exclusive lock of the open Manager, holder pid inside
+///   objects/ab/cdef…              module bytes by sha256, written once, read-only
+///   sandboxes/NAME/
+///     sandbox.json                spec, creation time, restart count
+///     modules.json                modules, their versions and the active one
+///     metrics.json                counters updated by evaluations and the supervisor
+///     code/MODULE                 the active version of each module (hard link to its object)
+///     workspace/                  the default workspace
+///     snapshots/SNAP/             snapshot.json + a copy of the workspace
+/// ```
+///
+/// Every `.json` file is a *store file*: a one-line header
+/// `sandbox-state FORMAT KIND LENGTH SHA256\n` followed by exactly `LENGTH`
+/// bytes of JSON whose sha256 is `SHA256`. A truncated, padded or altered file
+/// fails the length or checksum test and is reported as
+/// [`ManagerError::Corrupt`] naming the file. Store files are replaced by
+/// writing a temporary file in the same directory, fsyncing it, renaming it
+/// over the old one and fsyncing the directory, so a crash leaves either the
+/// old or the new file, never a mix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,

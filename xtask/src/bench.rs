@@ -31,6 +31,10 @@
 //!
 //! The targets are judged on the first run (root, normally); the unprivileged
 //! column is shown for comparison.
+//!
+//! `cargo xtask bench proxy` runs the proxy benchmark instead (`run_proxy`): as the
+//! current user only, with the tunnel/direct throughput ratio (target at least
+//! 0.8) and the latency the proxy adds (ping-pong target at most 150 µs).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -77,6 +81,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.filter.as_deref() == Some("proxy") {
+        return run_proxy(args);
+    }
     let started = SystemTime::now();
     let euid = unsafe { libc::geteuid() }; // SAFETY: geteuid cannot fail.
     let root = euid == 0;
@@ -518,4 +525,109 @@ fn human(ns: f64) -> String {
     } else {
         format!("{:.2} s", ns / 1e9)
     }
+}
+
+/// `proxy_throughput/tunnel_1GiB` against `proxy_throughput/direct_1GiB`: at least.
+const TARGET_PROXY_THROUGHPUT: f64 = 0.8;
+/// `proxy_latency/tunnel_ping_pong` minus `proxy_latency/direct_ping_pong`, in µs.
+const TARGET_PROXY_ADDED_US: f64 = 150.0;
+
+/// `cargo xtask bench proxy`: the proxy benchmark (`sandbox-proxy/benches/proxy.rs`,
+/// as the current user only: nothing in it depends on privileges), its medians,
+/// and the tunnelled figures against the direct-loopback ones of the same run.
+fn run_proxy(args: &BenchArgs) -> Result<()> {
+    let started = SystemTime::now();
+    let artifacts = cmd::build(&[
+        "bench",
+        "-p",
+        "sandbox-proxy",
+        "--bench",
+        "proxy",
+        "--no-run",
+    ])?;
+    let bench = artifacts
+        .iter()
+        .find(|a| {
+            a.package == "sandbox-proxy"
+                && a.name == "proxy"
+                && a.kinds.iter().any(|k| k == "bench")
+        })
+        .context("cargo reported no bench `proxy` of sandbox-proxy")?;
+    let home = match std::env::var_os("CRITERION_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => cmd::target_dir()?.join("criterion"),
+    };
+    let mut run = Command::new(&bench.executable);
+    run.arg("--bench")
+        .args(&args.criterion_args)
+        .current_dir(cmd::workspace_root().join("sandbox-proxy"))
+        .env("CRITERION_HOME", &home);
+    let outcome = cmd::run(&mut run);
+    let mut all = results(&home)?;
+    all.retain(|r| r.id.starts_with("proxy_"));
+    print_medians("the current user", &home, &all, started);
+
+    let f = Figures {
+        results: &all,
+        started,
+    };
+    let stale = |ids: &[&str]| if f.stale(ids) { " [stale]" } else { "" };
+    let (direct, tunnel) = (
+        "proxy_throughput/direct_1GiB",
+        "proxy_throughput/tunnel_1GiB",
+    );
+    // Same bytes each way, so throughput tunnel/direct is time direct/tunnel.
+    match f.ratio(direct, tunnel) {
+        Some(r) => println!(
+            "tunnel throughput / direct: {r:.2} (target >= {TARGET_PROXY_THROUGHPUT}: {}){}",
+            if r >= TARGET_PROXY_THROUGHPUT {
+                "met"
+            } else {
+                "NOT met"
+            },
+            stale(&[direct, tunnel])
+        ),
+        None => println!("tunnel throughput / direct: missing"),
+    }
+    for (what, base, via) in [
+        (
+            "ping-pong",
+            "proxy_latency/direct_ping_pong",
+            "proxy_latency/tunnel_ping_pong",
+        ),
+        (
+            "connect + first byte, CONNECT",
+            "proxy_latency/direct_connect_first_byte",
+            "proxy_latency/tunnel_connect_first_byte",
+        ),
+        (
+            "connect + first byte, SOCKS5",
+            "proxy_latency/direct_connect_first_byte",
+            "proxy_latency/socks5_connect_first_byte",
+        ),
+    ] {
+        match (f.median_ns(base), f.median_ns(via)) {
+            (Some(b), Some(v)) => {
+                let added_us = (v - b) / 1e3;
+                let verdict = if what == "ping-pong" {
+                    let met = if added_us <= TARGET_PROXY_ADDED_US {
+                        "met"
+                    } else {
+                        "NOT met"
+                    };
+                    format!(" (target <= {TARGET_PROXY_ADDED_US} µs: {met})")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "added p50, {what}: {added_us:.1} µs ({} direct, {} proxied){verdict}{}",
+                    human(b),
+                    human(v),
+                    stale(&[base, via])
+                );
+            }
+            _ => println!("added p50, {what}: missing"),
+        }
+    }
+    outcome.context("the proxy benchmark failed")
 }

@@ -23,6 +23,8 @@ pub(crate) struct Upstream {
     pub(crate) stream: TcpStream,
     /// The address dialled.
     pub(crate) addr: SocketAddr,
+    /// `host:port` as the policy normalized it, for messages.
+    pub(crate) target: String,
 }
 
 /// Why no upstream connection was made.
@@ -132,7 +134,11 @@ pub(crate) async fn dial_allowed(
                 // Interactive protocols through the tunnel would otherwise pay
                 // Nagle's delay on every small write.
                 let _ = stream.set_nodelay(true);
-                return Ok(Upstream { stream, addr });
+                return Ok(Upstream {
+                    stream,
+                    addr,
+                    target,
+                });
             }
             Ok(Err(e)) => last = Some((addr, e.kind(), e.to_string())),
             Err(_) => {
@@ -167,4 +173,28 @@ fn named_by_tcp_rule(policy: &NetworkPolicy, host: &str, port: u16) -> bool {
         .allow
         .iter()
         .any(|r| matches!(r.target, NetTarget::Tcp { .. }) && r.target.matches(&parsed, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_bracket_ipv6_literals_only() {
+        assert_eq!(target("example.com", 443), "example.com:443");
+        assert_eq!(target("10.0.0.1", 80), "10.0.0.1:80");
+        assert_eq!(target("::1", 22), "[::1]:22");
+    }
+
+    #[test]
+    fn refusals_name_the_target_and_why() {
+        let denied = Refusal::Denied {
+            target: "evil.com:443".into(),
+            rule: NO_MATCHING_RULE.into(),
+        };
+        assert_eq!(
+            denied.to_string(),
+            "connection to evil.com:443 was blocked by the sandbox policy (no matching rule)"
+        );
+    }
 }

@@ -251,7 +251,7 @@ impl Connection {
         match connect::open(&snap, &host, port).await {
             Ok(upstream) => {
                 let pending = PendingTunnel {
-                    target: connect::target(&host, port),
+                    target: upstream.target.clone(),
                     on_upgrade: hyper::upgrade::on(&mut req),
                     upstream,
                 };
@@ -421,4 +421,41 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Trace"),
+            ("x-trace", "1"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("proxy-connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+            ("content-length", "3"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "content-length"]);
+    }
+
+    #[test]
+    fn user_info_never_reaches_the_host_header() {
+        assert_eq!(
+            host_without_userinfo("user:pw@example.com:8080"),
+            "example.com:8080"
+        );
+        assert_eq!(host_without_userinfo("example.com"), "example.com");
+    }
 }

@@ -20,13 +20,17 @@
 //!    literals only match rules naming the address). A denied name is answered
 //!    (`403`, SOCKS reply `0x02`), recorded, and never resolved.
 //! 2. An allowed name is resolved once (the policy's `resolve` map first, then the
-//!    system resolver), and each address must pass
+//!    configured [`Resolver`], by default the system's), and each address must pass
 //!    [`NetworkPolicy::address_allowed`]: loopback, private, link-local and metadata
 //!    addresses are refused unless `allowPrivateDestinations` is set, a rule names
 //!    the address, the `resolve` map pins it, or a `tcp:HOST:PORT` rule allows the
 //!    destination. No address left: denied and recorded as above.
 //! 3. One of the checked addresses is dialled, never a fresh lookup. Failure: `502`,
 //!    SOCKS reply `0x05` (refused) or `0x04` (unreachable).
+//!
+//! Policies can be swapped while the proxies run ([`ProxyConfig::set_policy`]); on
+//! Linux, tunnels between sockets move bytes with `splice(2)`, without copying
+//! them through the proxy.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};

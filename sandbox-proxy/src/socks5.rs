@@ -163,7 +163,7 @@ async fn serve<S: Stream>(
             return Ok(());
         }
     };
-    let target = connect::target(&host, port);
+    let target = upstream.target.clone();
     let io_err = |what: &str, source| ProxyError::Io {
         context: format!("{what} the SOCKS5 tunnel to {target}"),
         source,
@@ -267,5 +267,40 @@ fn unreachable_code(kind: io::ErrorKind) -> u8 {
             reply::HOST_UNREACHABLE
         }
         _ => reply::GENERAL_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_map_to_rfc_1928_reply_codes() {
+        assert_eq!(unreachable_code(io::ErrorKind::ConnectionRefused), 0x05);
+        assert_eq!(unreachable_code(io::ErrorKind::TimedOut), 0x04);
+        assert_eq!(unreachable_code(io::ErrorKind::NotFound), 0x04);
+        assert_eq!(unreachable_code(io::ErrorKind::NetworkUnreachable), 0x03);
+        assert_eq!(unreachable_code(io::ErrorKind::PermissionDenied), 0x01);
+    }
+
+    #[tokio::test]
+    async fn replies_carry_the_bound_address_in_its_family() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        write_reply(
+            &mut a,
+            reply::SUCCEEDED,
+            Some("[::1]:1080".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        write_reply(&mut a, reply::NOT_ALLOWED, None).await.unwrap();
+        drop(a);
+        let mut bytes = Vec::new();
+        b.read_to_end(&mut bytes).await.unwrap();
+        let mut v6 = vec![5, 0, 0, 4];
+        v6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        v6.extend_from_slice(&1080u16.to_be_bytes());
+        assert_eq!(&bytes[..22], v6.as_slice());
+        assert_eq!(&bytes[22..], [5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -453,3 +453,13 @@ async fn shutdown_closes_open_tunnels_and_stops_accepting() {
     assert!(read.is_err() || rest.is_empty(), "tunnel closed");
     assert!(TcpStream::connect(http).await.is_err(), "listener closed");
 }
+
+#[tokio::test]
+async fn connect_to_an_ipv6_literal_reaches_an_address_a_rule_names() {
+    let echo = echo_server_on(std::net::Ipv6Addr::LOCALHOST.into()).await;
+    let proxies = Proxies::start(policy(&["[::1]"], &[])).await;
+    let (status, _, mut tunnel) =
+        connect(proxies.http, &format!("[::1]:{}", echo.addr.port())).await;
+    assert_eq!(status, 200);
+    assert_eq!(round_trip(&mut tunnel, b"v6").await, b"v6");
+}

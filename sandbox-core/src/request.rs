@@ -128,6 +128,12 @@ pub struct EvalRequest {
     /// apply them (default: none, so such an evaluation is refused).
     #[serde(default)]
     pub accept_weaker: BTreeSet<Protection>,
+    /// Host directories the evaluation must see even where the sandbox has a
+    /// private, empty directory of its own (`/tmp`, `/dev/shm`): a code
+    /// directory, inputs. They stay read-only (unless a writable root covers
+    /// them) and stay hidden when the policy denies reading them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visible: Vec<PathBuf>,
 }
 
 impl EvalRequest {
@@ -152,6 +158,7 @@ impl EvalRequest {
             limits: Limits::default(),
             policy: Policy::default(),
             accept_weaker: BTreeSet::new(),
+            visible: Vec::new(),
         }
     }
 
@@ -219,6 +226,12 @@ impl EvalRequest {
     /// apply it (the outcome then lists it in [`crate::Outcome::weakened`]).
     pub fn accept_weaker(mut self, protection: Protection) -> Self {
         self.accept_weaker.insert(protection);
+        self
+    }
+
+    /// Keeps the host directory `dir` visible (see [`EvalRequest::visible`]).
+    pub fn visible(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.visible.push(dir.into());
         self
     }
 

@@ -44,6 +44,28 @@ fn prepare_err(what: &str) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
     }
 }
 
+/// The job for `request`: its command (`argv`, validated), setup, environment
+/// and directory, the limits `plan`'s rlimits and the confinement.
+pub(crate) fn job(
+    request: &EvalRequest,
+    argv: Vec<String>,
+    plan: &LimitPlan,
+    confinement: Option<crate::protocol::Confinement>,
+) -> Job {
+    Job {
+        argv,
+        setup: request.setup.iter().map(|s| s.to_argv()).collect(),
+        env: request
+            .effective_env(std::env::vars())
+            .into_iter()
+            .collect(),
+        cwd: request.cwd.clone(),
+        rlimits: plan.rlimits.clone(),
+        max_setup_output: request.max_output,
+        confinement,
+    }
+}
+
 fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
     crate::validate::request(request, &|dir| dir.is_dir())
 }
@@ -108,18 +130,7 @@ async fn run(
         .unwrap_or_default();
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
-    let job = Job {
-        argv,
-        setup: request.setup.iter().map(|s| s.to_argv()).collect(),
-        env: request
-            .effective_env(std::env::vars())
-            .into_iter()
-            .collect(),
-        cwd: request.cwd.clone(),
-        rlimits: plan.rlimits.clone(),
-        max_setup_output: request.max_output,
-        confinement,
-    };
+    let job = job(request, argv, plan, confinement);
     let HandedOver {
         launched,
         mut stream,

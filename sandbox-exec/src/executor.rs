@@ -114,6 +114,19 @@ impl Executor {
         self.evaluate_observed(request, &mut NoObserver).await
     }
 
+    /// Starts `request` as a service (see [`ConfinedLauncher`](crate::ConfinedLauncher)).
+    #[cfg(target_os = "linux")]
+    pub(crate) async fn start_service(
+        &self,
+        request: EvalRequest,
+    ) -> Result<crate::service::Started, ExecError> {
+        let span =
+            tracing::info_span!("service", id = %request.id, command = %request.command.display());
+        crate::service::start(&self.inner.pool, request)
+            .instrument(span)
+            .await
+    }
+
     /// Like [`evaluate`](Self::evaluate), telling `observer` what happens as it happens.
     pub async fn evaluate_observed(
         &self,

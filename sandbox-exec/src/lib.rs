@@ -84,6 +84,8 @@ mod protection;
 mod reclaim;
 #[cfg(target_os = "linux")]
 mod seccomp;
+#[cfg(target_os = "linux")]
+mod service;
 
 pub use error::ExecError;
 pub use executor::{Executor, RunnerProgram, DEFAULT_PREWARM};
@@ -94,6 +96,8 @@ pub use platform::{
     Seccomp, UserNamespaces,
 };
 pub use runner::{dispatch, runner_main};
+#[cfg(target_os = "linux")]
+pub use service::{ConfinedLauncher, ConfinedService};
 
 pub use sandbox_core::{
     Command, EvalRequest, Limits, Outcome, OutputLimitAction, Status, TruncateMode,

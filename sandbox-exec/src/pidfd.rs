@@ -145,6 +145,11 @@ impl ChildProcess {
         self.pidfd.pid()
     }
 
+    /// Its descriptor, to wait for its exit without reaping it.
+    pub fn pidfd(&self) -> &Pidfd {
+        &self.pidfd
+    }
+
     pub fn kill(&self) {
         if self.reaped.is_none() {
             self.pidfd.kill();

@@ -122,8 +122,8 @@ pub(crate) fn confinement(
         return Ok((None, Vec::new()));
     }
     let mut plan = policy.linux_plan(&HostFs);
-    if let Some(cwd) = &request.cwd {
-        keep_visible(&mut plan, policy, cwd);
+    for dir in request.cwd.iter().chain(&request.visible) {
+        keep_visible(&mut plan, policy, dir);
     }
     for gap in &plan.gaps {
         debug!(rule = ?gap.rule, reason = %gap.reason, "policy not enforced exactly");
@@ -153,9 +153,10 @@ pub(crate) fn confinement(
 /// The places the sandbox replaces with private, empty ones.
 const PRIVATE: &[&str] = &["/tmp", "/dev"];
 
-/// Binds a working directory the policy lets the evaluation read back into
-/// the private `/tmp` (or `/dev/shm`), read-only, so that `--cwd /tmp/x`
-/// means the host's `/tmp/x` as it does unconfined. Inserted before any
+/// Binds a working directory (or another directory the request keeps
+/// visible) the policy lets the evaluation read back into the private `/tmp`
+/// (or `/dev/shm`), read-only, so that `--cwd /tmp/x` means the host's
+/// `/tmp/x` as it does unconfined. Inserted before any
 /// operation beneath it, which then still masks or re-binds its part.
 fn keep_visible(plan: &mut LinuxPlan, policy: &Policy, cwd: &Path) {
     let private = PRIVATE

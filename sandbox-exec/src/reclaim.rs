@@ -88,7 +88,7 @@ fn reclaim(leftovers: Leftovers) {
 }
 
 /// Blocks until `process` has exited or `grace` has passed.
-fn wait_exited(process: &Pidfd, grace: Duration) {
+pub(crate) fn wait_exited(process: &Pidfd, grace: Duration) {
     let mut poll = libc::pollfd {
         fd: process.as_raw_fd(),
         events: libc::POLLIN,

@@ -190,7 +190,10 @@ impl Shared {
                 &record.workspace,
                 &paths.record(),
             )?)
-            .cwd(&record.workspace);
+            .cwd(&record.workspace)
+            // A state dir under /tmp would otherwise be hidden by the
+            // sandbox's private /tmp.
+            .visible(paths.code());
         request.env.extend(spec.env);
         request.env.insert(NAME_ENV.into(), name.to_string());
         request

@@ -17,6 +17,12 @@
 //!   scratch directory (a non-default policy: every namespace, the mount plan
 //!   and whatever else the executor applies for a policy), plus memory, CPU
 //!   time, pids, file size and open files limits.
+//! - `confined_paced/evaluate_true` and `confined_paced/bwrap_true`: the same
+//!   two, each iteration started after a [`PACE`] pause that is not measured,
+//!   as evaluations arrive from an agent or a user: the executor's spare runner
+//!   is then ready, so this is the latency of one evaluation. Back to back
+//!   (`confined/…`) every evaluation also waits for its spare to finish
+//!   starting, so those figures are the cost at full throughput.
 //! - `confined/bwrap_true`: spawn + wait of `bwrap --unshare-all
 //!   --die-with-parent --dev /dev --proc /proc --ro-bind / / /bin/true`, the
 //!   baseline the confined evaluation is compared with (skipped with a message
@@ -125,6 +131,23 @@ fn confined_request(policy: &Policy) -> EvalRequest {
     true_request()
         .policy(policy.clone())
         .limits(confined_limits())
+}
+
+/// The pause before each paced iteration: ample time for the executor to
+/// have its next spare runner started and prepared.
+const PACE: Duration = Duration::from_millis(20);
+
+/// Runs `f` `iters` times, each after a [`PACE`] pause, and returns the time
+/// spent in `f` alone.
+fn paced(iters: u64, mut f: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        std::thread::sleep(PACE);
+        let start = Instant::now();
+        f();
+        total += start.elapsed();
+    }
+    total
 }
 
 /// The `bwrap` in `PATH`, if any.
@@ -330,6 +353,36 @@ fn confined(c: &mut Criterion) {
                 });
             }
         }
+    }
+    group.finish();
+
+    // Few measured seconds: each iteration also sleeps PACE unmeasured.
+    let mut group = c.benchmark_group("confined_paced");
+    group
+        .sample_size(30)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("evaluate_true", |b| {
+        b.iter_custom(|iters| {
+            paced(iters, || {
+                rt.block_on(executor.evaluate(confined_request(&policy)))
+                    .expect("evaluating /bin/true confined");
+            })
+        })
+    });
+    if let Some(bwrap) = find_bwrap() {
+        group.bench_function("bwrap_true", |b| {
+            b.iter_custom(|iters| {
+                paced(iters, || {
+                    let status = std::process::Command::new(&bwrap)
+                        .args(BWRAP_ARGS)
+                        .status()
+                        .expect("spawning bwrap");
+                    assert!(status.success(), "bwrap /bin/true: {status}");
+                })
+            })
+        });
     }
     group.finish();
     drop(executor);

@@ -50,6 +50,11 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: CliCommand,
+
+    /// The state directory of named sandboxes (default: $SANDBOX_STATE_DIR,
+    /// else $XDG_DATA_HOME/sandbox, else ~/.local/share/sandbox).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The subcommands. Later issues add `violations`, …
@@ -66,6 +71,9 @@ pub enum CliCommand {
     /// What this machine supports and what the sandbox enforces on it.
     #[command(long_about = PLATFORM_LONG_ABOUT)]
     Platform(PlatformArgs),
+    /// Named sandboxes: create, exec, deploy, rollback, snapshot, up, …
+    #[command(flatten)]
+    Manage(crate::manage::args::ManageCommand),
 }
 
 const POLICY_INPUTS_HELP: &str = "\
@@ -314,7 +322,7 @@ impl From<&std::ffi::OsStr> for StdinSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Protections(pub Vec<Protection>);
 
-fn protections(text: &str) -> Result<Protections, String> {
+pub(crate) fn protections(text: &str) -> Result<Protections, String> {
     if text == "all" {
         return Ok(Protections(Protection::ALL.to_vec()));
     }
@@ -323,13 +331,13 @@ fn protections(text: &str) -> Result<Protections, String> {
         .map_err(|err| err.to_string())
 }
 
-fn size(text: &str) -> Result<u64, String> {
+pub(crate) fn size(text: &str) -> Result<u64, String> {
     sandbox_core::parse_size(text).map_err(|err| err.to_string())
 }
 
 /// A duration that is not zero: a zero timeout or CPU limit would kill every
 /// command before it starts, which is never what was meant.
-fn positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     let duration = sandbox_core::parse_duration(text).map_err(|err| err.to_string())?;
     if duration.is_zero() {
         return Err(format!(
@@ -339,7 +347,7 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-fn env_entry(text: &str) -> Result<EnvArg, String> {
+pub(crate) fn env_entry(text: &str) -> Result<EnvArg, String> {
     let (key, value) = match text.split_once('=') {
         Some((key, value)) => (key, Some(value)),
         None => (text, None),

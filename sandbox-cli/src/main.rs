@@ -8,12 +8,15 @@
 //! `Cargo.toml`, that of `policy` and `platform` in `POLICY.md`.
 
 mod args;
+mod control;
 mod logging;
+mod manage;
 mod platform_cmd;
 mod policy_build;
 mod policy_cmd;
 mod render;
 mod run;
+mod up;
 
 use std::process::ExitCode;
 
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         CliCommand::Policy(PolicyCommand::Show(args)) => policy_cmd::show(args),
         CliCommand::Policy(PolicyCommand::Check(args)) => policy_cmd::check(args),
         CliCommand::Platform(args) => platform_cmd::platform(args),
+        CliCommand::Manage(command) => manage::main(command, cli.state_dir),
     };
     // Exit statuses are one byte; the kernel would keep only the low byte of
     // anything larger, so do the same here rather than fail.

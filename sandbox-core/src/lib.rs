@@ -36,6 +36,8 @@ mod protection;
 mod request;
 mod units;
 mod violation;
+mod violation_file;
+mod violation_log;
 mod violation_sink;
 
 pub use bytes::format_bytes;
@@ -52,4 +54,6 @@ pub use request::{
 };
 pub use units::{format_duration, parse_duration, parse_size, UnitError, UnitProblem};
 pub use violation::{Violation, ViolationKind};
+pub use violation_file::{ReadLog, ViolationFile, ViolationFileError, DEFAULT_MAX_BYTES};
+pub use violation_log::{ViolationLog, DEFAULT_LOG_CAPACITY};
 pub use violation_sink::ViolationSink;

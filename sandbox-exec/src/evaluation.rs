@@ -1,16 +1,19 @@
 //! One evaluation, from the executor's side: spawn the runner, hand it the job,
 //! capture output, enforce the timeout, and assemble the outcome.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use interprocess::local_socket::tokio::Stream;
 use sandbox_core::{
     EvalRequest, LimitKind, Outcome, OutputLimitAction, ResourceUsage, Status, Termination,
+    ViolationLog,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tracing::{debug, warn};
 
+use crate::bridge::Bridge;
 use crate::capture::Capture;
 use crate::classify::{classify, Evidence};
 use crate::frame::{self, FrameError};
@@ -52,13 +55,15 @@ pub(crate) fn job(
     plan: &LimitPlan,
     confinement: Option<crate::protocol::Confinement>,
 ) -> Job {
+    let mut env = request.effective_env(std::env::vars());
+    // The bridge is the only way out: the proxy variables always name it.
+    if let Some(ports) = confinement.as_ref().and_then(|c| c.bridge.as_ref()) {
+        env.extend(crate::bridge::proxy_env(ports));
+    }
     Job {
         argv,
         setup: request.setup.iter().map(|s| s.to_argv()).collect(),
-        env: request
-            .effective_env(std::env::vars())
-            .into_iter()
-            .collect(),
+        env: env.into_iter().collect(),
         cwd: request.cwd.clone(),
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
@@ -73,6 +78,7 @@ fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
 pub(crate) async fn evaluate(
     pool: &Pool,
     reclaimer: &Reclaimer,
+    log: &Arc<ViolationLog>,
     request: EvalRequest,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ExecError> {
@@ -85,6 +91,7 @@ pub(crate) async fn evaluate(
     let mut result = run(
         pool,
         reclaimer,
+        log,
         &request,
         argv.clone(),
         &mut plan,
@@ -94,7 +101,10 @@ pub(crate) async fn evaluate(
     .await;
     if let Err(Attempt::SpareLost(reason)) = &result {
         debug!(%reason, "the spare runner was lost before it accepted the job; using a fresh one");
-        result = run(pool, reclaimer, &request, argv, &mut plan, observer, false).await;
+        result = run(
+            pool, reclaimer, log, &request, argv, &mut plan, observer, false,
+        )
+        .await;
     }
     let result = result.map_err(|attempt| match attempt {
         Attempt::Failed(error) => error,
@@ -111,6 +121,7 @@ pub(crate) async fn evaluate(
 async fn run(
     pool: &Pool,
     reclaimer: &Reclaimer,
+    log: &Arc<ViolationLog>,
     request: &EvalRequest,
     argv: Vec<String>,
     plan: &mut LimitPlan,
@@ -137,6 +148,36 @@ async fn run(
         init,
         spare,
     } = handover::hand_over(pool, &job, &cgroup_procs, deadline, use_spare).await?;
+    // Before anything else of the job: init passes the bridge's sockets
+    // first, then accepts.
+    let bridge = match job.confinement.as_ref().and_then(|c| c.bridge) {
+        None => None,
+        Some(_) => {
+            let received = tokio::time::timeout_at(deadline, crate::fdpass::receive(&stream)).await;
+            let fds = match received {
+                Ok(Ok(fds)) => fds,
+                Ok(Err(e)) if spare && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(Attempt::SpareLost(e.to_string()))
+                }
+                Ok(Err(e)) => {
+                    return Err(Attempt::Failed(ExecError::RunnerFailed {
+                        reason: format!("cannot receive the proxy bridge's sockets: {e}"),
+                    }))
+                }
+                Err(_) => {
+                    return Err(Attempt::Failed(ExecError::RunnerFailed {
+                        reason: "the runner did not pass the proxy bridge's sockets within the evaluation's timeout".into(),
+                    }))
+                }
+            };
+            let bridge = Bridge::serve(fds, request, Arc::clone(log)).map_err(|e| {
+                ExecError::RunnerFailed {
+                    reason: format!("cannot serve the proxy bridge: {e}"),
+                }
+            })?;
+            Some(bridge)
+        }
+    };
     let mut child = launched.process;
     observer.runner_started(child.pid());
     let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
@@ -285,7 +326,7 @@ async fn run(
             ..ResourceUsage::default()
         },
         limits: plan.enforcement.clone(),
-        violations: Vec::new(),
+        violations: bridge.map(Bridge::finish).unwrap_or_default(),
         weakened,
     };
     outcome.status = match end {

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sandbox_core::{EvalRequest, Outcome};
+use sandbox_core::{EvalRequest, Outcome, ViolationLog};
 use tracing::Instrument;
 
 use crate::{ExecError, NoObserver, Observer};
@@ -46,6 +46,7 @@ struct Inner {
     pool: crate::prewarm::Pool,
     #[cfg(target_os = "linux")]
     reclaimer: crate::reclaim::Reclaimer,
+    violations: Arc<ViolationLog>,
 }
 
 /// Spare runners an executor keeps by default (see [`Executor::set_prewarm`]).
@@ -87,6 +88,7 @@ impl Executor {
                 ),
                 #[cfg(target_os = "linux")]
                 reclaimer: crate::reclaim::Reclaimer::default(),
+                violations: Arc::new(ViolationLog::default()),
             }),
         })
     }
@@ -127,6 +129,15 @@ impl Executor {
             .await
     }
 
+    /// Every violation this executor's evaluations recorded (the last
+    /// [`DEFAULT_LOG_CAPACITY`](sandbox_core::DEFAULT_LOG_CAPACITY)), to read
+    /// or [`subscribe`](ViolationLog::subscribe) to. Each
+    /// [`Outcome::violations`](sandbox_core::Outcome::violations) lists its
+    /// evaluation's own.
+    pub fn violations(&self) -> &ViolationLog {
+        &self.inner.violations
+    }
+
     /// Like [`evaluate`](Self::evaluate), telling `observer` what happens as it happens.
     pub async fn evaluate_observed(
         &self,
@@ -137,9 +148,15 @@ impl Executor {
             tracing::info_span!("evaluate", id = %request.id, command = %request.command.display());
         #[cfg(target_os = "linux")]
         {
-            crate::evaluation::evaluate(&self.inner.pool, &self.inner.reclaimer, request, observer)
-                .instrument(span)
-                .await
+            crate::evaluation::evaluate(
+                &self.inner.pool,
+                &self.inner.reclaimer,
+                &self.inner.violations,
+                request,
+                observer,
+            )
+            .instrument(span)
+            .await
         }
         // macOS has no runner: each program runs under sandbox-exec (Seatbelt).
         #[cfg(target_os = "macos")]

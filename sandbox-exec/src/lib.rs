@@ -59,11 +59,15 @@ mod seatbelt;
 mod validate;
 
 #[cfg(target_os = "linux")]
+mod bridge;
+#[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(target_os = "linux")]
 mod endpoint;
 #[cfg(target_os = "linux")]
 mod evaluation;
+#[cfg(target_os = "linux")]
+mod fdpass;
 #[cfg(target_os = "linux")]
 mod handover;
 #[cfg(target_os = "linux")]

@@ -16,7 +16,7 @@ use sandbox_core::{EvalRequest, Protection, Weakening};
 use sandbox_policy::{HostFs, LinuxPlan, MountOp, Policy};
 use tracing::debug;
 
-use crate::protocol::{Confinement, LandlockMode};
+use crate::protocol::{BridgePorts, Confinement, LandlockMode};
 use crate::ExecError;
 
 /// The first Landlock ABI that restricts connecting to Unix sockets by path.
@@ -145,10 +145,23 @@ pub(crate) fn confinement(
             plan,
             landlock: decision.landlock,
             seccomp,
+            bridge: policy.network.allows_any().then(|| BridgePorts {
+                http: policy.network.http_proxy_port.unwrap_or(DEFAULT_HTTP_PORT),
+                socks: policy
+                    .network
+                    .socks_proxy_port
+                    .unwrap_or(DEFAULT_SOCKS_PORT),
+            }),
         }),
         decision.weakened,
     ))
 }
+
+/// The sandbox's own loopback port of the HTTP proxy (its network namespace
+/// is its own, so a fixed port cannot collide with the host's).
+pub(crate) const DEFAULT_HTTP_PORT: u16 = 3128;
+/// The sandbox's own loopback port of the SOCKS5 proxy.
+pub(crate) const DEFAULT_SOCKS_PORT: u16 = 1080;
 
 /// The places the sandbox replaces with private, empty ones.
 const PRIVATE: &[&str] = &["/tmp", "/dev"];

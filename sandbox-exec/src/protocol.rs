@@ -57,6 +57,18 @@ pub(crate) struct Confinement {
     /// installed as a spare (none when the caller accepted running without a
     /// filter on a machine that has none).
     pub seccomp: Vec<Vec<BpfInstruction>>,
+    /// The loopback ports init listens on inside the sandbox's network
+    /// namespace for the executor's proxies, when the policy allows any network.
+    pub bridge: Option<BridgePorts>,
+}
+
+/// Where the sandbox reaches the proxies: ports on its own loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BridgePorts {
+    /// The HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY`).
+    pub http: u16,
+    /// The SOCKS5 proxy (`ALL_PROXY`).
+    pub socks: u16,
 }
 
 /// How init applies Landlock.

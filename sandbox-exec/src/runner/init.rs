@@ -3,7 +3,7 @@
 //! reports how the command ended, and exits.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use interprocess::local_socket::Stream;
 use nix::unistd::Pid;
@@ -45,6 +45,19 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
         // The executor let the spare go unused.
         Err(_) => std::process::exit(125),
     };
+    // The bridge's sockets go to the executor before anything of the job
+    // runs; an empty batch when they cannot be made tells it to give up.
+    if let Some(ports) = job.confinement.as_ref().and_then(|c| c.bridge.as_ref()) {
+        let sockets = match &base {
+            // Only inside the sandbox's own network namespace.
+            Some(Ok(_)) => super::bridge::listen(ports).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let borrowed: Vec<_> = sockets.iter().map(|s| s.as_fd()).collect();
+        if crate::fdpass::send(&stream, &borrowed).is_err() {
+            std::process::exit(125);
+        }
+    }
     if frame::write_sync(&mut stream, &Report::Accepted).is_err() {
         std::process::exit(125);
     }

@@ -17,6 +17,8 @@
 //! pids is ever chased.
 
 #[cfg(target_os = "linux")]
+mod bridge;
+#[cfg(target_os = "linux")]
 mod confine;
 #[cfg(target_os = "linux")]
 mod init;

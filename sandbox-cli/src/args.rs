@@ -1,6 +1,7 @@
 //! The command-line grammar: clap types for every subcommand and the value
 //! parsers that turn flag text into sizes, durations and environment entries.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,7 +58,7 @@ pub struct Cli {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The subcommands. Later issues add `violations`, …
+/// The subcommands.
 // Parsed once per process: the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
@@ -71,9 +72,36 @@ pub enum CliCommand {
     /// What this machine supports and what the sandbox enforces on it.
     #[command(long_about = PLATFORM_LONG_ABOUT)]
     Platform(PlatformArgs),
+    /// The log of what sandboxes were denied (network, filesystem, syscall).
+    Violations(ViolationsArgs),
     /// Named sandboxes: create, exec, deploy, rollback, snapshot, up, …
     #[command(flatten)]
     Manage(crate::manage::args::ManageCommand),
+}
+
+/// `sandbox violations`.
+#[derive(Debug, Args)]
+pub struct ViolationsArgs {
+    /// Only violations of this kind.
+    #[arg(long = "type", value_enum, value_name = "KIND")]
+    pub r#type: Option<ViolationType>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Empty the log instead of printing it.
+    #[arg(long, conflicts_with_all = ["type", "json"])]
+    pub clear: bool,
+}
+
+/// What `sandbox violations --type` filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ViolationType {
+    /// Connections the proxies refused.
+    Network,
+    /// File accesses the policy denied.
+    Filesystem,
+    /// System calls the seccomp filter refused.
+    Syscall,
 }
 
 const POLICY_INPUTS_HELP: &str = "\
@@ -104,6 +132,34 @@ pub struct PolicyInputs {
     /// Deny a permission, e.g. Read(~/.ssh) hides ~/.ssh (repeatable); deny beats allow.
     #[arg(long, value_name = "PERM")]
     pub deny: Vec<String>,
+
+    /// Have the proxies resolve HOST to ADDR instead of asking DNS, like curl's
+    /// --resolve (repeatable): api.test:127.0.0.1, api.test:[::1].
+    #[arg(long, value_name = "HOST:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, IpAddr)>,
+
+    /// Let allowed names reach loopback, private, link-local and cloud
+    /// metadata addresses (refused by default: a DNS-rebinding defence).
+    #[arg(long)]
+    pub allow_private_destinations: bool,
+}
+
+/// `HOST:ADDR` for `--resolve`.
+fn parse_resolve(text: &str) -> Result<(String, IpAddr), String> {
+    let (host, addr) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:ADDR, e.g. api.test:127.0.0.1"))?;
+    if host.is_empty() {
+        return Err(format!("{text:?} has no host before the colon"));
+    }
+    let bare = addr
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(addr);
+    let addr = bare.parse::<IpAddr>().map_err(|_| {
+        format!("{addr:?} in {text:?} is not an IP address (e.g. 127.0.0.1 or [::1])")
+    })?;
+    Ok((host.to_string(), addr))
 }
 
 #[cfg(test)]
@@ -111,9 +167,9 @@ impl PolicyInputs {
     /// Inputs made of `--allow` and `--deny` flags only.
     pub fn flags(allow: &[&str], deny: &[&str]) -> Self {
         PolicyInputs {
-            settings: None,
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
+            ..PolicyInputs::default()
         }
     }
 }

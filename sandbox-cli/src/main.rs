@@ -17,6 +17,7 @@ mod policy_cmd;
 mod render;
 mod run;
 mod up;
+mod violations_cmd;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         CliCommand::Policy(PolicyCommand::Show(args)) => policy_cmd::show(args),
         CliCommand::Policy(PolicyCommand::Check(args)) => policy_cmd::check(args),
         CliCommand::Platform(args) => platform_cmd::platform(args),
+        CliCommand::Violations(args) => violations_cmd::violations(args),
         CliCommand::Manage(command) => manage::main(command, cli.state_dir),
     };
     // Exit statuses are one byte; the kernel would keep only the low byte of

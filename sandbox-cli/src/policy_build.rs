@@ -33,6 +33,20 @@ pub fn build(inputs: &PolicyInputs, ctx: Context) -> Result<(Policy, Report), Po
     for text in &inputs.deny {
         builder = builder.deny(text.as_str());
     }
+    if !inputs.resolve.is_empty() || inputs.allow_private_destinations {
+        // The network flags are settings without a file: one JSON layer.
+        let resolve: serde_json::Map<String, serde_json::Value> = inputs
+            .resolve
+            .iter()
+            .map(|(host, addr)| (host.clone(), addr.to_string().into()))
+            .collect();
+        let mut network = serde_json::json!({ "resolve": resolve });
+        if inputs.allow_private_destinations {
+            network["allowPrivateDestinations"] = true.into();
+        }
+        let text = serde_json::json!({ "network": network }).to_string();
+        builder = builder.settings_json(Layer::Flag, "/", text);
+    }
     builder.build(&HostFs)
 }
 

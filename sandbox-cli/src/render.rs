@@ -74,6 +74,13 @@ pub fn finish_human(
     for weakening in &outcome.weakened {
         let _ = writeln!(err, "sandbox: warning: {weakening}");
     }
+    for violation in &outcome.violations {
+        let _ = writeln!(
+            err,
+            "sandbox: denied: {}",
+            crate::violations_cmd::describe(violation)
+        );
+    }
     if let Some(line) = status {
         let _ = writeln!(err, "{line}");
     }

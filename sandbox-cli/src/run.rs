@@ -65,6 +65,7 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
 
     if args.json {
         let outcome = runtime.block_on(executor.evaluate_observed(request, &mut NoObserver))?;
+        crate::violations_cmd::record(&outcome, &mut io::stderr());
         let line = render::json_line(&outcome)?;
         write_ignoring_broken_pipe(&mut io::stdout(), line.as_bytes());
         return Ok(outcome.exit_code());
@@ -72,6 +73,7 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
 
     let mut live = LiveOutput::new(io::stdout());
     let outcome = runtime.block_on(executor.evaluate_observed(request, &mut live))?;
+    crate::violations_cmd::record(&outcome, &mut io::stderr());
     let terminal = io::stdout().is_terminal() && io::stderr().is_terminal();
     render::finish_human(
         &outcome,

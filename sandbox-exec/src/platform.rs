@@ -315,7 +315,7 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
     out.push(line(
         "network",
         true,
-        "network namespace with loopback only (the filtering proxy is not built yet: no outside network)".into(),
+        "network namespace with loopback only; allowed names and host:port reached only through the executor's HTTP and SOCKS5 proxies (bridged onto the sandbox's 127.0.0.1:3128 and :1080)".into(),
     ));
     out.push(if report.seccomp.available {
         line(
@@ -379,7 +379,7 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
     out.push(line(
         "network violations",
         true,
-        "not recorded yet: the filtering proxy is not built".into(),
+        "recorded: every connection the proxies refuse (outcome, `sandbox violations`)".into(),
     ));
     out.push(line(
         "syscall violations",

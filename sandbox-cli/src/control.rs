@@ -140,9 +140,21 @@ impl Sink for SocketSink {
 }
 
 /// Connects to the supervisor of `state_dir`, or `None` when none answers
-/// (no socket, or a stale one left by a supervisor that was killed).
-pub fn connect(state_dir: &Path) -> Option<UnixStream> {
-    UnixStream::connect(socket_path(state_dir)).ok()
+/// (no socket, or a stale one left by a supervisor that was killed). A socket
+/// we may not use (a supervisor of another user) is an error: falling back
+/// to the state directory would only meet its lock.
+pub fn connect(state_dir: &Path) -> anyhow::Result<Option<UnixStream>> {
+    let path = socket_path(state_dir);
+    match UnixStream::connect(&path) {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(e).with_context(|| {
+            format!(
+                "cannot connect to the supervisor at {} (it runs as another user; its socket is private to that user)",
+                path.display()
+            )
+        }),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Sends `request` on `stream` and passes the answer to `sink`; returns the exit status.

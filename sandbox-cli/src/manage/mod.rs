@@ -137,7 +137,7 @@ impl State {
     fn call(&self, request: &Request, sink: &mut dyn Sink) -> anyhow::Result<i32> {
         let started = Instant::now();
         loop {
-            if let Some(stream) = control::connect(self.dir.path()) {
+            if let Some(stream) = control::connect(self.dir.path())? {
                 return control::call(stream, request, sink);
             }
             match Manager::open_state_dir(self.dir.clone()) {

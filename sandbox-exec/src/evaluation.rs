@@ -19,6 +19,7 @@ use crate::classify::{classify, Evidence};
 use crate::frame::{self, FrameError};
 use crate::handover::{self, HandedOver};
 use crate::limits::{self, LimitPlan};
+use crate::notify::SyscallWatch;
 use crate::pidfd::{ChildProcess, Pidfd};
 use crate::prewarm::Pool;
 use crate::protocol::{Job, Report};
@@ -45,6 +46,76 @@ fn prepare_err(what: &str) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
         what: what.to_string(),
         source,
     }
+}
+
+/// What watches a confined job from outside: the answers to its denied
+/// calls and its proxy bridge.
+pub(crate) type Attached = (Option<SyscallWatch>, Option<Bridge>);
+
+/// Takes the descriptors init passes before anything else of a confined
+/// job (the seccomp listener, unless the kernel has no user notification,
+/// then the bridge's two sockets when the policy allows network) and starts
+/// serving them.
+pub(crate) async fn attach(
+    stream: &Stream,
+    job: &Job,
+    request: &EvalRequest,
+    log: &Arc<ViolationLog>,
+    deadline: tokio::time::Instant,
+    spare: bool,
+) -> Result<Attached, Attempt> {
+    let attached = match &job.confinement {
+        None => (None, None),
+        Some(confinement) => {
+            let received = tokio::time::timeout_at(deadline, crate::fdpass::receive(stream)).await;
+            let mut fds = match received {
+                Ok(Ok(fds)) => fds,
+                Ok(Err(e)) if spare && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(Attempt::SpareLost(e.to_string()))
+                }
+                Ok(Err(e)) => {
+                    return Err(Attempt::Failed(ExecError::RunnerFailed {
+                        reason: format!("cannot receive the sandbox's descriptors: {e}"),
+                    }))
+                }
+                Err(_) => {
+                    return Err(Attempt::Failed(ExecError::RunnerFailed {
+                        reason: "the runner did not pass the sandbox's descriptors within the evaluation's timeout".into(),
+                    }))
+                }
+            };
+            let sockets = if confinement.bridge.is_some() { 2 } else { 0 };
+            let listener = match fds.len() {
+                n if n == sockets + 1 => Some(fds.remove(0)),
+                n if n == sockets => None,
+                _ => {
+                    return Err(Attempt::Failed(ExecError::RunnerFailed {
+                        reason: "the sandbox could not listen for the proxy bridge on its loopback"
+                            .into(),
+                    }))
+                }
+            };
+            let failed = |what: &str, e: std::io::Error| ExecError::RunnerFailed {
+                reason: format!("cannot {what}: {e}"),
+            };
+            let watch = listener.map(|listener| {
+                SyscallWatch::start(
+                    listener,
+                    request,
+                    confinement.plan.seccomp.allow_unix_sockets,
+                    Arc::clone(log),
+                )
+            });
+            let bridge = (sockets > 0)
+                .then(|| {
+                    Bridge::serve(fds, request, Arc::clone(log))
+                        .map_err(|e| failed("serve the proxy bridge", e))
+                })
+                .transpose()?;
+            (watch, bridge)
+        }
+    };
+    Ok(attached)
 }
 
 /// The job for `request`: its command (`argv`, validated), setup, environment
@@ -148,36 +219,7 @@ async fn run(
         init,
         spare,
     } = handover::hand_over(pool, &job, &cgroup_procs, deadline, use_spare).await?;
-    // Before anything else of the job: init passes the bridge's sockets
-    // first, then accepts.
-    let bridge = match job.confinement.as_ref().and_then(|c| c.bridge) {
-        None => None,
-        Some(_) => {
-            let received = tokio::time::timeout_at(deadline, crate::fdpass::receive(&stream)).await;
-            let fds = match received {
-                Ok(Ok(fds)) => fds,
-                Ok(Err(e)) if spare && e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(Attempt::SpareLost(e.to_string()))
-                }
-                Ok(Err(e)) => {
-                    return Err(Attempt::Failed(ExecError::RunnerFailed {
-                        reason: format!("cannot receive the proxy bridge's sockets: {e}"),
-                    }))
-                }
-                Err(_) => {
-                    return Err(Attempt::Failed(ExecError::RunnerFailed {
-                        reason: "the runner did not pass the proxy bridge's sockets within the evaluation's timeout".into(),
-                    }))
-                }
-            };
-            let bridge = Bridge::serve(fds, request, Arc::clone(log)).map_err(|e| {
-                ExecError::RunnerFailed {
-                    reason: format!("cannot serve the proxy bridge: {e}"),
-                }
-            })?;
-            Some(bridge)
-        }
-    };
+    let (watch, bridge) = attach(&stream, &job, request, log, deadline, spare).await?;
     let mut child = launched.process;
     observer.runner_started(child.pid());
     let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
@@ -326,7 +368,12 @@ async fn run(
             ..ResourceUsage::default()
         },
         limits: plan.enforcement.clone(),
-        violations: bridge.map(Bridge::finish).unwrap_or_default(),
+        violations: {
+            let mut violations: Vec<_> = bridge.map(Bridge::finish).unwrap_or_default();
+            violations.extend(watch.map(SyscallWatch::finish).unwrap_or_default());
+            violations.sort_by_key(|v| v.time);
+            violations
+        },
         weakened,
     };
     outcome.status = match end {
@@ -381,13 +428,8 @@ async fn run(
     Ok(outcome)
 }
 
-/// Kills every process of the evaluation: SIGKILL to its init ends its whole
-/// pid namespace; the runner goes too (and takes init with it through its
-/// parent-death signal when init's pid was not known yet).
-/// The Linux plan of a policy that asks for anything (the default policy asks
-/// for nothing and runs unconfined).
 /// How one attempt at an evaluation failed.
-enum Attempt {
+pub(crate) enum Attempt {
     /// The spare it used died before accepting the job: nothing ran, so a
     /// fresh runner may run it.
     SpareLost(String),

@@ -124,7 +124,7 @@ impl Executor {
     ) -> Result<crate::service::Started, ExecError> {
         let span =
             tracing::info_span!("service", id = %request.id, command = %request.command.display());
-        crate::service::start(&self.inner.pool, request)
+        crate::service::start(&self.inner.pool, &self.inner.violations, request)
             .instrument(span)
             .await
     }

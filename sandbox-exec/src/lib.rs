@@ -77,6 +77,8 @@ mod limits;
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "linux")]
+mod notify;
+#[cfg(target_os = "linux")]
 mod pidfd;
 #[cfg(target_os = "linux")]
 mod placeholder;

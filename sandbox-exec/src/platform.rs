@@ -381,15 +381,19 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
         true,
         "recorded: every connection the proxies refuse (outcome, `sandbox violations`)".into(),
     ));
-    out.push(line(
-        "syscall violations",
-        false,
-        if report.seccomp.user_notification {
-            "not recorded yet: denied calls fail with EPERM (seccomp user notification, which could report them, is available)".into()
-        } else {
-            "not recorded: denied calls fail with EPERM; no seccomp user notification (Linux 5.0+) to report them".into()
-        },
-    ));
+    out.push(if report.seccomp.user_notification {
+        line(
+            "syscall violations",
+            true,
+            "recorded: each refused call reaches the executor as a seccomp user notification and fails with EPERM (Unix sockets without a rule are refused unrecorded: glibc tries nscd's on every lookup; post-setup mount calls are refused by the filter itself, unrecorded)".into(),
+        )
+    } else {
+        line(
+            "syscall violations",
+            false,
+            "not recorded: denied calls fail with EPERM; no seccomp user notification (Linux 5.0+) to report them".into(),
+        )
+    });
     out.push(line(
         "filesystem violations",
         false,

@@ -134,7 +134,7 @@ pub(crate) fn confinement(
         &request.accept_weaker,
     )?;
     let seccomp = if decision.seccomp {
-        crate::seccomp::cached_programs(&plan.seccomp).map_err(|e| ExecError::RunnerFailed {
+        crate::seccomp::cached_programs().map_err(|e| ExecError::RunnerFailed {
             reason: e.to_string(),
         })?
     } else {

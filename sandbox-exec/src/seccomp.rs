@@ -1,7 +1,8 @@
-//! The seccomp programs a confined evaluation runs under.
+//! The seccomp programs a confined evaluation runs under, and what a denied
+//! call is reported as.
 //!
 //! Two programs, because installing one costs a JIT compilation proportional
-//! to its length and the bulk of the rules do not depend on the policy:
+//! to its length and the bulk of the rules do not depend on the job:
 //!
 //! - the **spare's program** ([`spare_program`]), installed by init while it
 //!   waits as a spare, off the evaluation's path. After the architecture check
@@ -13,17 +14,23 @@
 //!   2. **clone3** (`ENOSYS`): its flags sit in memory a filter cannot read, so
 //!      it is refused as "not implemented", which makes libc fall back to
 //!      `clone`, whose flags the denials check;
-//!   3. **denials** (`EPERM`, compiled by seccompiler): system calls no
-//!      evaluation needs and that widen the attack surface or reach outside the
-//!      sandbox — tracing other processes, namespaces, keyrings, `bpf`,
+//!   3. **denials** (compiled by seccompiler): system calls no evaluation needs
+//!      and that widen the attack surface or reach outside the sandbox —
+//!      tracing other processes, namespaces, keyrings, `bpf`,
 //!      `perf_event_open`, `userfaultfd`, `io_uring`, kexec and modules,
 //!      handles that bypass path checks, the TIOCSTI/TIOCLINUX terminal
-//!      injections, `clone` with any `CLONE_NEW*` flag;
+//!      injections, `clone` with any `CLONE_NEW*` flag — and sockets other
+//!      than IPv4, IPv6 and netlink, raw IP sockets and `AF_PACKET`. They go
+//!      to the executor as **user notifications**: it records each one as a
+//!      violation ([`verdict`]) and answers `EPERM`, except a Unix socket the
+//!      policy allows, which it lets through (the family is a register, read
+//!      once, so letting it continue cannot be raced). On a kernel without
+//!      user notification the same program answers `EPERM` itself, and Unix
+//!      sockets are refused whatever the policy;
 //! - the **job's program** ([`job_programs`]), installed by init once it has
-//!   made the policy's mounts: the mount calls it needed until then, and the
-//!   socket rule, which depends on the policy — sockets other than IPv4, IPv6
-//!   and netlink (plus Unix when the policy allows a Unix socket), raw IP
-//!   sockets and `AF_PACKET`.
+//!   made the policy's mounts: the mount calls it needed until then (`EPERM`,
+//!   not recorded: notifying them would cost init's own mounts a round trip
+//!   each).
 //!
 //! The kernel runs every installed program and the strictest answer wins, so
 //! the two together deny exactly what one program with all the rules would.
@@ -31,7 +38,6 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use sandbox_policy::SeccompPlan;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -163,20 +169,7 @@ fn spare_denials() -> Result<Vec<BpfInstruction>, FilterError> {
             .map(|&flag| rule(vec![cond(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
             .collect::<Result<_, _>>()?,
     );
-    compile(rules, SeccompAction::Errno(libc::EPERM as u32))
-}
-
-/// The job's program: the mount calls and the policy's socket rule.
-fn job_denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for nr in DENIED_AFTER_MOUNTS {
-        rules.insert(*nr, Vec::new());
-    }
-    let mut families: Vec<i32> = SOCKET_FAMILIES.to_vec();
-    if plan.allow_unix_sockets {
-        families.push(libc::AF_UNIX);
-    }
-    let other_family = families
+    let other_family = SOCKET_FAMILIES
         .iter()
         .map(|&f| cond(0, SeccompCmpOp::Ne, f as u64))
         .collect::<Result<Vec<_>, _>>()?;
@@ -191,6 +184,15 @@ fn job_denials(plan: &SeccompPlan) -> Result<Vec<BpfInstruction>, FilterError> {
         }
     }
     rules.insert(libc::SYS_socket, socket);
+    compile(rules, SeccompAction::Errno(libc::EPERM as u32))
+}
+
+/// The job's program: the mount calls.
+fn job_denials() -> Result<Vec<BpfInstruction>, FilterError> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED_AFTER_MOUNTS
+        .iter()
+        .map(|nr| (*nr, Vec::new()))
+        .collect();
     compile(rules, SeccompAction::Errno(libc::EPERM as u32))
 }
 
@@ -230,38 +232,165 @@ fn prefix() -> Vec<BpfInstruction> {
     out
 }
 
-/// The spare's program: the prefix, then the policy-independent denials.
-pub(crate) fn spare_program() -> Result<Vec<BpfInstruction>, FilterError> {
+/// The spare's program: the prefix, then the denials, answered by the
+/// executor (`notify`) or with `EPERM` by the filter itself.
+pub(crate) fn spare_program(notify: bool) -> Result<Vec<BpfInstruction>, FilterError> {
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let mut program = prefix();
-    program.extend(spare_denials()?);
+    let denials = spare_denials()?;
+    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    // seccompiler has no user-notification action: its EPERM returns (the
+    // denials' and nothing else's) become notifications.
+    program.extend(denials.into_iter().map(|mut i| {
+        if notify && i.code == RET_K && i.k == eperm {
+            i.k = libc::SECCOMP_RET_USER_NOTIF;
+        }
+        i
+    }));
     Ok(program)
 }
 
-/// [`job_programs`], compiled once per process for each of the two plans that
-/// differ (Unix sockets allowed or not).
-pub(crate) fn cached_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
-    type Cache = OnceLock<Result<Vec<Vec<BpfInstruction>>, String>>;
-    static CLOSED: Cache = OnceLock::new();
-    static OPEN: Cache = OnceLock::new();
-    let cache = if plan.allow_unix_sockets {
-        &OPEN
-    } else {
-        &CLOSED
-    };
-    let key = SeccompPlan {
-        allow_unix_sockets: plan.allow_unix_sockets,
-        ..SeccompPlan::default()
-    };
-    cache
-        .get_or_init(|| job_programs(&key).map_err(|e| e.0))
+/// [`job_programs`], compiled once per process.
+pub(crate) fn cached_programs() -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
+    static PROGRAMS: OnceLock<Result<Vec<Vec<BpfInstruction>>, String>> = OnceLock::new();
+    PROGRAMS
+        .get_or_init(|| job_programs().map_err(|e| e.0))
         .clone()
         .map_err(FilterError)
 }
 
-/// The job's programs for `plan`, installed in order on top of the spare's
-/// (a list, so that the protocol can carry more than one).
-pub(crate) fn job_programs(plan: &SeccompPlan) -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
-    Ok(vec![job_denials(plan)?])
+/// The job's programs, installed in order on top of the spare's (a list, so
+/// that the protocol can carry more than one).
+pub(crate) fn job_programs() -> Result<Vec<Vec<BpfInstruction>>, FilterError> {
+    Ok(vec![job_denials()?])
+}
+
+/// What the executor answers a notified call with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Let it run (a Unix socket the policy allows).
+    Continue,
+    /// Refuse it with `EPERM` without recording it: a Unix socket the
+    /// policy does not allow. glibc opens one for nscd on every name lookup
+    /// and user lookup, so recording them would bury the violations that
+    /// matter under one per `curl`.
+    Quiet,
+    /// Refuse it with `EPERM` and record it.
+    Deny {
+        /// The call as the violation names it: `ptrace`, `socket(AF_PACKET)`.
+        target: String,
+        /// Why the sandbox refuses it.
+        rule: &'static str,
+    },
+}
+
+/// The answer to a notified call `nr` with `args`; `allow_unix` when the
+/// policy allows some Unix socket.
+pub(crate) fn verdict(nr: i64, args: &[u64; 6], allow_unix: bool) -> Verdict {
+    let deny = |target: String, rule| Verdict::Deny { target, rule };
+    match nr {
+        libc::SYS_socket => {
+            let family = args[0] as i32;
+            if family == libc::AF_UNIX && allow_unix {
+                return Verdict::Continue;
+            }
+            let kind = (args[1] & 0xf) as i32;
+            match family {
+                libc::AF_UNIX => Verdict::Quiet,
+                libc::AF_INET | libc::AF_INET6 => deny(
+                    format!(
+                        "socket({}, {})",
+                        if family == libc::AF_INET {
+                            "AF_INET"
+                        } else {
+                            "AF_INET6"
+                        },
+                        if kind == libc::SOCK_RAW {
+                            "SOCK_RAW"
+                        } else {
+                            "SOCK_PACKET"
+                        }
+                    ),
+                    "seccomp: raw and packet sockets are refused",
+                ),
+                libc::AF_PACKET => deny(
+                    "socket(AF_PACKET)".into(),
+                    "seccomp: raw and packet sockets are refused",
+                ),
+                other => deny(
+                    format!("socket(family {other})"),
+                    "seccomp: only IPv4, IPv6 and netlink sockets (and allowed Unix sockets)",
+                ),
+            }
+        }
+        libc::SYS_ioctl => deny(
+            match args[1] {
+                libc::TIOCSTI => "ioctl(TIOCSTI)".into(),
+                libc::TIOCLINUX => "ioctl(TIOCLINUX)".into(),
+                cmd => format!("ioctl({cmd:#x})"),
+            },
+            "seccomp: terminal input injection is refused",
+        ),
+        libc::SYS_clone => deny(
+            format!("clone({})", clone_flags(args[0])),
+            "seccomp: new namespaces are refused",
+        ),
+        nr => deny(
+            syscall_name(nr).map_or_else(|| format!("syscall {nr}"), str::to_string),
+            "seccomp: refused for every evaluation",
+        ),
+    }
+}
+
+fn clone_flags(flags: u64) -> String {
+    const NAMES: &[(u64, &str)] = &[
+        (libc::CLONE_NEWNS as u64, "CLONE_NEWNS"),
+        (libc::CLONE_NEWCGROUP as u64, "CLONE_NEWCGROUP"),
+        (libc::CLONE_NEWUTS as u64, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWIPC as u64, "CLONE_NEWIPC"),
+        (libc::CLONE_NEWUSER as u64, "CLONE_NEWUSER"),
+        (libc::CLONE_NEWPID as u64, "CLONE_NEWPID"),
+        (libc::CLONE_NEWNET as u64, "CLONE_NEWNET"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    names.join("|")
+}
+
+/// The names of the calls in [`DENIED`].
+fn syscall_name(nr: i64) -> Option<&'static str> {
+    Some(match nr {
+        libc::SYS_ptrace => "ptrace",
+        libc::SYS_process_vm_readv => "process_vm_readv",
+        libc::SYS_process_vm_writev => "process_vm_writev",
+        libc::SYS_chroot => "chroot",
+        libc::SYS_unshare => "unshare",
+        libc::SYS_setns => "setns",
+        libc::SYS_keyctl => "keyctl",
+        libc::SYS_add_key => "add_key",
+        libc::SYS_request_key => "request_key",
+        libc::SYS_bpf => "bpf",
+        libc::SYS_perf_event_open => "perf_event_open",
+        libc::SYS_userfaultfd => "userfaultfd",
+        libc::SYS_io_uring_setup => "io_uring_setup",
+        libc::SYS_io_uring_enter => "io_uring_enter",
+        libc::SYS_io_uring_register => "io_uring_register",
+        libc::SYS_kexec_load => "kexec_load",
+        libc::SYS_kexec_file_load => "kexec_file_load",
+        libc::SYS_init_module => "init_module",
+        libc::SYS_finit_module => "finit_module",
+        libc::SYS_delete_module => "delete_module",
+        libc::SYS_reboot => "reboot",
+        libc::SYS_swapon => "swapon",
+        libc::SYS_swapoff => "swapoff",
+        libc::SYS_acct => "acct",
+        libc::SYS_open_by_handle_at => "open_by_handle_at",
+        libc::SYS_name_to_handle_at => "name_to_handle_at",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -270,27 +399,71 @@ mod tests {
 
     #[test]
     fn every_program_fits_the_kernel_limit() {
-        for allow_unix in [false, true] {
-            let plan = SeccompPlan {
-                allow_unix_sockets: allow_unix,
-                ..SeccompPlan::default()
-            };
-            for program in job_programs(&plan).unwrap() {
-                assert!(!program.is_empty() && program.len() <= 4096);
-            }
-            let spare = spare_program().unwrap();
+        for program in job_programs().unwrap() {
+            assert!(!program.is_empty() && program.len() <= 4096);
+        }
+        for notify in [false, true] {
+            let spare = spare_program(notify).unwrap();
             assert!(!spare.is_empty() && spare.len() <= 4096);
         }
     }
 
     #[test]
-    fn allowing_unix_sockets_changes_the_socket_rule() {
-        let closed = job_programs(&SeccompPlan::default()).unwrap();
-        let open = job_programs(&SeccompPlan {
-            allow_unix_sockets: true,
-            ..SeccompPlan::default()
-        })
-        .unwrap();
-        assert_ne!(closed, open);
+    fn a_notifying_spare_program_returns_notifications_instead_of_eperm() {
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let returns = |notify| -> Vec<u32> {
+            spare_program(notify)
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.code == 0x06)
+                .map(|i| i.k)
+                .collect()
+        };
+        assert!(returns(false).contains(&eperm));
+        assert!(!returns(true).contains(&eperm));
+        assert!(returns(true).contains(&libc::SECCOMP_RET_USER_NOTIF));
+        // The prefix's answers stay the filter's own.
+        assert!(returns(true).contains(&libc::SECCOMP_RET_KILL_PROCESS));
+    }
+
+    #[test]
+    fn an_allowed_unix_socket_continues_and_a_refused_one_is_refused_quietly() {
+        let unix = [libc::AF_UNIX as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0];
+        assert_eq!(verdict(libc::SYS_socket, &unix, true), Verdict::Continue);
+        assert_eq!(verdict(libc::SYS_socket, &unix, false), Verdict::Quiet);
+    }
+
+    #[test]
+    fn refused_calls_are_named_with_their_telling_argument() {
+        let target = |nr, args: [u64; 6]| match verdict(nr, &args, true) {
+            Verdict::Deny { target, .. } => target,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(target(libc::SYS_ptrace, [0; 6]), "ptrace");
+        assert_eq!(
+            target(
+                libc::SYS_clone,
+                [
+                    libc::CLONE_NEWUSER as u64 | libc::SIGCHLD as u64,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0
+                ]
+            ),
+            "clone(CLONE_NEWUSER)"
+        );
+        assert_eq!(
+            target(libc::SYS_ioctl, [0, libc::TIOCSTI, 0, 0, 0, 0]),
+            "ioctl(TIOCSTI)"
+        );
+        assert_eq!(
+            target(
+                libc::SYS_socket,
+                [libc::AF_INET as u64, libc::SOCK_RAW as u64, 0, 0, 0, 0]
+            ),
+            "socket(AF_INET, SOCK_RAW)"
+        );
     }
 }

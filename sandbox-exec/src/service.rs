@@ -21,7 +21,7 @@ use std::time::Duration;
 use sandbox_core::manager::{
     ControlChannel, LaunchError, ServiceExit, ServiceLaunch, ServiceLauncher, ServiceProcess,
 };
-use sandbox_core::{EvalRequest, Termination};
+use sandbox_core::{EvalRequest, Termination, ViolationLog};
 use tokio::runtime::Runtime;
 use tracing::debug;
 
@@ -128,10 +128,15 @@ pub(crate) struct Started {
     handed: HandedOver,
     cgroup: Option<Cgroup>,
     stand_ins: StandIns,
+    attached: crate::evaluation::Attached,
 }
 
 /// Starts the service's runner: the same preparation as an evaluation's.
-pub(crate) async fn start(pool: &Pool, request: EvalRequest) -> Result<Started, ExecError> {
+pub(crate) async fn start(
+    pool: &Pool,
+    log: &Arc<ViolationLog>,
+    request: EvalRequest,
+) -> Result<Started, ExecError> {
     let argv = crate::validate::request(&request, &|dir| dir.is_dir())?;
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
@@ -163,10 +168,28 @@ pub(crate) async fn start(pool: &Pool, request: EvalRequest) -> Result<Started, 
             return Err(error);
         }
     };
+    // Its denied calls are answered, and its network bridged, like an
+    // evaluation's.
+    let attached = crate::evaluation::attach(&handed.stream, &job, &request, log, deadline, false)
+        .await
+        .map_err(|attempt| match attempt {
+            crate::evaluation::Attempt::Failed(error) => error,
+            crate::evaluation::Attempt::SpareLost(reason) => ExecError::RunnerFailed { reason },
+        });
+    let attached = match attached {
+        Ok(attached) => attached,
+        Err(error) => {
+            if let Some(cgroup) = limits.cgroup.take() {
+                cgroup.remove();
+            }
+            return Err(error);
+        }
+    };
     Ok(Started {
         handed,
         cgroup: limits.cgroup.take(),
         stand_ins,
+        attached,
     })
 }
 
@@ -180,6 +203,8 @@ pub struct ConfinedService {
     stderr: Arc<Mutex<VecDeque<u8>>>,
     cgroup: Option<Cgroup>,
     stand_ins: StandIns,
+    /// Answers its denied calls and serves its proxy bridge while it runs.
+    _attached: crate::evaluation::Attached,
     /// Reads the final report; kept alive as long as the service, even when
     /// the launcher that started it is gone.
     _runtime: Arc<ServiceRuntime>,
@@ -213,6 +238,7 @@ impl ConfinedService {
             stderr,
             cgroup: started.cgroup,
             stand_ins: started.stand_ins,
+            _attached: started.attached,
             _runtime: runtime,
         }
     }

@@ -112,7 +112,7 @@ fn killing_a_service_leaves_none_of_its_processes() {
     let dir = workspace();
     let tag = unique_tag("service");
     let request = EvalRequest::new(Command::shell(format!(
-        "sleep 300 {tag} & setsid sleep 300 {tag} & echo started; wait"
+        "sh -c 'sleep 300' {tag} & setsid sh -c 'sleep 300' {tag} & echo started; wait"
     )))
     .policy(writable(dir.path()));
     let mut service = launcher().spawn(request).unwrap();

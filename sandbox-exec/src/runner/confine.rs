@@ -53,8 +53,18 @@ pub(super) struct Base {
     /// was hidden, where the policy's binds take their sources from.
     host: OwnedFd,
     /// Whether the spare's seccomp program is in place, or why not (a kernel
-    /// without seccomp: the job then refuses unless seccomp was waived).
-    seccomp: Result<(), String>,
+    /// without seccomp: the job then refuses unless seccomp was waived);
+    /// with the listener the executor answers its denials through (`None`
+    /// when the filter answers them itself), until init hands it over.
+    seccomp: Result<Option<OwnedFd>, String>,
+}
+
+impl Base {
+    /// The seccomp listener, once: init passes it to the executor and must
+    /// not keep it (a process holding it could answer its own denials).
+    pub(super) fn take_listener(&mut self) -> Option<OwnedFd> {
+        self.seccomp.as_mut().ok().and_then(Option::take)
+    }
 }
 
 /// Builds the policy-independent part of the sandbox: fresh mount, network,
@@ -108,10 +118,54 @@ pub(super) fn prepare() -> Result<Base, String> {
         return Err(os_err("cannot set the hostname".into()));
     }
     no_new_privileges()?;
-    let seccomp = crate::seccomp::spare_program()
-        .map_err(|e| e.to_string())
-        .and_then(|program| install_seccomp(&[program]));
+    let seccomp = install_spare_seccomp();
     Ok(Base { host, seccomp })
+}
+
+/// Installs the spare's seccomp program with a listener for its denials, or,
+/// where the kernel has no user notification, the version that answers
+/// `EPERM` itself.
+fn install_spare_seccomp() -> Result<Option<OwnedFd>, String> {
+    let notifying = crate::seccomp::spare_program(true).map_err(|e| e.to_string())?;
+    match install_with_listener(&notifying) {
+        Ok(listener) => Ok(Some(listener)),
+        // EINVAL: no SECCOMP_FILTER_FLAG_NEW_LISTENER (before Linux 5.0).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let plain = crate::seccomp::spare_program(false).map_err(|e| e.to_string())?;
+            install_seccomp(&[plain]).map(|()| None)
+        }
+        Err(e) => Err(format!("cannot install the seccomp program: {e}")),
+    }
+}
+
+fn install_with_listener(program: &[BpfInstruction]) -> std::io::Result<OwnedFd> {
+    let filter: Vec<libc::sock_filter> = program
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `filter`, alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor (close-on-exec) the kernel gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The part of the lock-down that leaves init's own capabilities in place, so

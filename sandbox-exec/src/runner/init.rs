@@ -45,15 +45,21 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
         // The executor let the spare go unused.
         Err(_) => std::process::exit(125),
     };
-    // The bridge's sockets go to the executor before anything of the job
-    // runs; an empty batch when they cannot be made tells it to give up.
-    if let Some(ports) = job.confinement.as_ref().and_then(|c| c.bridge.as_ref()) {
-        let sockets = match &base {
-            // Only inside the sandbox's own network namespace.
-            Some(Ok(_)) => super::bridge::listen(ports).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let borrowed: Vec<_> = sockets.iter().map(|s| s.as_fd()).collect();
+    // A confined job's descriptors go to the executor before anything of it
+    // runs: the seccomp listener (when notifications work), then the
+    // bridge's sockets (when the policy allows network; none when they cannot
+    // be made, which tells the executor to give up). Init keeps no copy.
+    let mut base = base;
+    if let Some(confinement) = &job.confinement {
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        if let Some(Ok(base)) = &mut base {
+            fds.extend(base.take_listener());
+            if let Some(ports) = &confinement.bridge {
+                // Only inside the sandbox's own network namespace.
+                fds.extend(super::bridge::listen(ports).unwrap_or_default());
+            }
+        }
+        let borrowed: Vec<_> = fds.iter().map(|s| s.as_fd()).collect();
         if crate::fdpass::send(&stream, &borrowed).is_err() {
             std::process::exit(125);
         }

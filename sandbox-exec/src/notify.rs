@@ -1,0 +1,197 @@
+//! The executor's answer to the calls the seccomp filter denies: each one
+//! arrives as a user notification on the listener init passed over, is
+//! recorded as a violation, and is refused with `EPERM` — or let through when
+//! it is a Unix socket the policy allows (see [`crate::seccomp`]).
+//!
+//! The denied process waits for the answer, so the watch runs for as long as
+//! the evaluation. Should it stop early, the kernel answers the remaining
+//! notifications with `ENOSYS`: still refused.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use sandbox_core::{EvalRequest, Violation, ViolationKind, ViolationLog, ViolationSink};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::seccomp::{verdict, Verdict};
+
+/// One evaluation's watch over its denied calls.
+#[derive(Debug)]
+pub(crate) struct SyscallWatch {
+    task: JoinHandle<()>,
+    violations: Arc<Mutex<Vec<Violation>>>,
+}
+
+impl SyscallWatch {
+    /// Answers the notifications of `listener` for `request`'s evaluation.
+    /// `allow_unix` when the policy allows some Unix socket.
+    pub fn start(
+        listener: OwnedFd,
+        request: &EvalRequest,
+        allow_unix: bool,
+        log: Arc<ViolationLog>,
+    ) -> SyscallWatch {
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let context = Context {
+            allow_unix,
+            eval: request.id,
+            command: request.command.display(),
+            violations: Arc::clone(&violations),
+            log,
+        };
+        let task = tokio::spawn(watch(listener, context));
+        SyscallWatch { task, violations }
+    }
+
+    /// Stops watching (nothing of the evaluation runs any more) and returns
+    /// the violations recorded.
+    pub fn finish(self) -> Vec<Violation> {
+        self.task.abort();
+        std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for SyscallWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Context {
+    allow_unix: bool,
+    eval: sandbox_core::EvalId,
+    command: String,
+    violations: Arc<Mutex<Vec<Violation>>>,
+    log: Arc<ViolationLog>,
+}
+
+async fn watch(listener: OwnedFd, context: Context) {
+    // SAFETY: `listener` outlives the registration, dropped first below.
+    let registered =
+        match unsafe { AsyncFd::register_with_interest(listener.as_fd(), Interest::READABLE) } {
+            Ok(registered) => registered,
+            Err(error) => {
+                debug!(%error, "cannot watch the seccomp listener");
+                return;
+            }
+        };
+    loop {
+        let mut ready = match registered.readable().await {
+            Ok(ready) => ready,
+            Err(error) => {
+                debug!(%error, "cannot wait on the seccomp listener");
+                return;
+            }
+        };
+        // Only a pending notification may be received: the receiving ioctl
+        // blocks (this thread) when there is none, e.g. once every filtered
+        // process is gone (POLLHUP).
+        match pending(&listener) {
+            Pending::Notification => {}
+            Pending::Nothing => {
+                ready.clear_ready();
+                continue;
+            }
+            Pending::Gone => return,
+        }
+        match receive(&listener) {
+            Ok(notification) => answer(&listener, &notification, &context),
+            // The caller died (or was killed) before we got to it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                debug!(%error, "cannot receive a seccomp notification");
+                return;
+            }
+        }
+    }
+}
+
+enum Pending {
+    Notification,
+    Nothing,
+    Gone,
+}
+
+fn pending(fd: &OwnedFd) -> Pending {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut poll, 1, 0) };
+    if n > 0 && poll.revents & libc::POLLIN != 0 {
+        Pending::Notification
+    } else if n > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        Pending::Gone
+    } else {
+        Pending::Nothing
+    }
+}
+
+fn receive(fd: &OwnedFd) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: the kernel wants a zeroed structure; all-zero is a valid one.
+    let mut notification: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl fills `notification`, which outlives the call.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            &mut notification as *mut libc::seccomp_notif,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(notification)
+}
+
+fn answer(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) {
+    let data = &notification.data;
+    let mut response = libc::seccomp_notif_resp {
+        id: notification.id,
+        val: 0,
+        error: 0,
+        flags: 0,
+    };
+    match verdict(data.nr as i64, &data.args, context.allow_unix) {
+        Verdict::Continue => response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        Verdict::Quiet => response.error = -libc::EPERM,
+        Verdict::Deny { target, rule } => {
+            response.error = -libc::EPERM;
+            let violation = Violation {
+                time: SystemTime::now(),
+                eval: Some(context.eval),
+                sandbox: None,
+                kind: ViolationKind::Syscall,
+                target,
+                rule: rule.to_string(),
+                command: context.command.clone(),
+            };
+            context
+                .violations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(violation.clone());
+            context.log.record(violation);
+        }
+    }
+    // SAFETY: the ioctl reads `response`, which outlives the call.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut response as *mut libc::seccomp_notif_resp,
+        )
+    };
+    if rc < 0 {
+        // ENOENT: the caller is gone, nothing to answer.
+        debug!(error = %io::Error::last_os_error(), pid = notification.pid, "cannot answer a seccomp notification");
+    }
+}

@@ -121,6 +121,66 @@ impl Cgroup {
         Ok(cgroup)
     }
 
+    /// Empty cgroups (both controllers this host has, no limits yet) for a
+    /// spare runner to move itself into while it waits: moving a process
+    /// between v1 cgroups can cost a full RCU grace period (milliseconds on
+    /// an idle host), which then stays off the evaluation's path.
+    pub fn spare(support: &Support, name: &str) -> io::Result<Self> {
+        let make = |base: &Path| -> io::Result<PathBuf> {
+            let dir = base.join("sandbox").join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
+            })?;
+            Ok(dir)
+        };
+        let mut cgroup = Cgroup {
+            memory: None,
+            pids: None,
+        };
+        if let Some(base) = &support.memory {
+            cgroup.memory = Some(make(base)?);
+        }
+        if let Some(base) = &support.pids {
+            match make(base) {
+                Ok(dir) => cgroup.pids = Some(dir),
+                Err(e) => {
+                    cgroup.remove();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// Sets the limits of a [`spare`](Self::spare) cgroup taken by an
+    /// evaluation; `pids` counts the evaluation's init too.
+    pub fn set_limits(&self, memory: Option<u64>, pids: Option<u32>) -> io::Result<()> {
+        if let (Some(limit), Some(dir)) = (memory, &self.memory) {
+            write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+            let swap = dir.join("memory.memsw.limit_in_bytes");
+            if swap.exists() {
+                write(&swap, &limit.to_string())?;
+            }
+        }
+        if let (Some(limit), Some(dir)) = (pids, &self.pids) {
+            write(&dir.join("pids.max"), &limit.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// For a spare runner: each `cgroup.procs` to move into, with the one
+    /// of its present cgroup to move back to once its init is forked.
+    pub fn moves(&self) -> Vec<(PathBuf, PathBuf)> {
+        [&self.memory, &self.pids]
+            .into_iter()
+            .flatten()
+            .filter_map(|dir| {
+                let base = dir.parent()?.parent()?;
+                Some((dir.join("cgroup.procs"), base.join("cgroup.procs")))
+            })
+            .collect()
+    }
+
     pub fn has_memory(&self) -> bool {
         self.memory.is_some()
     }

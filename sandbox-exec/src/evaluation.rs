@@ -18,6 +18,7 @@ use crate::capture::Capture;
 use crate::classify::{classify, Evidence};
 use crate::frame::{self, FrameError};
 use crate::handover::{self, HandedOver};
+use crate::launch::Launched;
 use crate::limits::{self, LimitPlan};
 use crate::notify::SyscallWatch;
 use crate::pidfd::{ChildProcess, Pidfd};
@@ -158,7 +159,16 @@ pub(crate) async fn evaluate(
     // with or without a user namespace accordingly.
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
-    let mut plan = limits::plan(&request.limits, &name, privileged)?;
+    // The spare is taken first: its init may already wait in cgroups that
+    // then only need the limits.
+    let confined = !request.policy.is_unrestricted();
+    let mut spare = pool.take(confined);
+    let mut plan = limits::plan(
+        &request.limits,
+        &name,
+        privileged,
+        spare.as_mut().map(|s| &mut s.cgroup),
+    )?;
     let mut result = run(
         pool,
         reclaimer,
@@ -167,13 +177,16 @@ pub(crate) async fn evaluate(
         argv.clone(),
         &mut plan,
         observer,
-        true,
+        spare,
     )
     .await;
     if let Err(Attempt::SpareLost(reason)) = &result {
         debug!(%reason, "the spare runner was lost before it accepted the job; using a fresh one");
+        // The lost spare's cgroups (if it had its own) are the evaluation's
+        // still: the fresh init is moved into them like any other.
+        plan.preattached = false;
         result = run(
-            pool, reclaimer, log, &request, argv, &mut plan, observer, false,
+            pool, reclaimer, log, &request, argv, &mut plan, observer, None,
         )
         .await;
     }
@@ -197,7 +210,7 @@ async fn run(
     argv: Vec<String>,
     plan: &mut LimitPlan,
     observer: &mut dyn Observer,
-    use_spare: bool,
+    spare: Option<Launched>,
 ) -> Result<Outcome, Attempt> {
     let (mut confinement, weakened) = crate::protection::confinement(request)?;
     // Held until the evaluation's mount namespace is gone (see below).
@@ -218,7 +231,7 @@ async fn run(
         mut stream,
         init,
         spare,
-    } = handover::hand_over(pool, &job, &cgroup_procs, deadline, use_spare).await?;
+    } = handover::hand_over(pool, &job, &cgroup_procs, plan.preattached, deadline, spare).await?;
     let (watch, bridge) = attach(&stream, &job, request, log, deadline, spare).await?;
     let mut child = launched.process;
     observer.runner_started(child.pid());

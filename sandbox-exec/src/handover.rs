@@ -39,16 +39,22 @@ enum Failure {
 }
 
 /// Hands `job` to a spare if one takes it (and `use_spare`), else to a fresh runner.
+/// Hands `job` to `spare` if it is still usable, else to a fresh runner.
+/// `cgroup_procs` are the `cgroup.procs` files init must be moved into,
+/// unless the spare's init already waits in the evaluation's cgroups
+/// (`preattached`).
 pub(crate) async fn hand_over(
     pool: &Pool,
     job: &Job,
     cgroup_procs: &[PathBuf],
+    preattached: bool,
     deadline: Instant,
-    use_spare: bool,
+    spare: Option<Launched>,
 ) -> Result<HandedOver, ExecError> {
     let confined = job.confinement.is_some();
-    if let Some(spare) = pool.take(confined).filter(|_| use_spare) {
-        match try_runner(pool, spare, job, cgroup_procs, deadline).await {
+    if let Some(spare) = spare {
+        let procs = if preattached { &[][..] } else { cgroup_procs };
+        match try_runner(pool, spare, job, procs, deadline).await {
             Ok(runner) => {
                 return Ok(HandedOver {
                     spare: true,
@@ -61,7 +67,7 @@ pub(crate) async fn hand_over(
             }
         }
     }
-    let fresh = pool.launcher().launch(confined)?;
+    let fresh = pool.launcher().launch(confined, None)?;
     match try_runner(pool, fresh, job, cgroup_procs, deadline).await {
         Ok(runner) => Ok(runner),
         Err(Failure::Retry(error) | Failure::Fatal(error)) => Err(error),

@@ -16,7 +16,8 @@ use tracing::debug;
 
 use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::pidfd::{ChildProcess, Pidfd};
-use crate::runner::{CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use crate::cgroup::Cgroup;
+use crate::runner::{CGROUP_ENV, CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
 use crate::ExecError;
 
 /// Pipes are enlarged to this so a fast writer needs fewer wake-ups.
@@ -46,6 +47,38 @@ pub(crate) struct Launched {
     pub stdout: OwnedFd,
     /// Read end of the runner's stderr.
     pub stderr: OwnedFd,
+    /// The cgroups a spare's init waits in (see [`Cgroup::spare`]).
+    pub cgroup: SpareCgroup,
+}
+
+/// A spare's cgroups: taken by the evaluation that uses the spare, or removed
+/// (once the runner and its init are gone) when the spare is dropped unused.
+#[derive(Debug, Default)]
+pub(crate) struct SpareCgroup(Option<Cgroup>);
+
+impl SpareCgroup {
+    /// The cgroups, while the spare still owns them.
+    pub fn get(&self) -> Option<&Cgroup> {
+        self.0.as_ref()
+    }
+
+    /// The cgroups, for the evaluation that takes the spare.
+    pub fn take(&mut self) -> Option<Cgroup> {
+        self.0.take()
+    }
+}
+
+impl Drop for SpareCgroup {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.0.take() {
+            // The runner is being killed with the rest of the spare and its
+            // init follows through its parent-death signal; the removal
+            // retries until they are gone, off the caller's thread.
+            let _ = std::thread::Builder::new()
+                .name("sandbox-reaper".into())
+                .spawn(move || cgroup.remove());
+        }
+    }
 }
 
 fn prepare_err(what: &'static str) -> impl FnOnce(std::io::Error) -> ExecError {
@@ -64,7 +97,17 @@ impl Launcher {
     /// Starts a runner for a `confined` evaluation or an unconfined one. It
     /// connects to its endpoint on its own; [`Launched::connect`] completes
     /// the handshake.
-    pub fn launch(&self, confined: bool) -> Result<Launched, ExecError> {
+    ///
+    /// With `cgroup`, the runner moves its init into it before the spare
+    /// waits (see [`Cgroup::spare`]).
+    pub fn launch(&self, confined: bool, cgroup: Option<Cgroup>) -> Result<Launched, ExecError> {
+        let cgroup = SpareCgroup(cgroup);
+        let moves: String = cgroup
+            .0
+            .iter()
+            .flat_map(Cgroup::moves)
+            .map(|(into, back)| format!("{}\t{}\n", into.display(), back.display()))
+            .collect();
         let token = endpoint::new_token().map_err(prepare_err("a token"))?;
         let endpoint =
             Endpoint::bind(&self.dir, &endpoint::token_hex(&token)).map_err(|source| {
@@ -89,6 +132,7 @@ impl Launcher {
             .env(PARENT_ENV, std::process::id().to_string())
             .env(USERNS_ENV, if self.user_namespace { "1" } else { "0" })
             .env(CONFINED_ENV, if confined { "1" } else { "0" })
+            .env(CGROUP_ENV, moves)
             .stdin(Stdio::from(stdin_r))
             .stdout(Stdio::from(stdout_w))
             .stderr(Stdio::from(stderr_w))
@@ -117,6 +161,7 @@ impl Launcher {
             stdin: stdin_w,
             stdout: stdout_r,
             stderr: stderr_r,
+            cgroup,
         })
     }
 }

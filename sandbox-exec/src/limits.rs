@@ -4,6 +4,7 @@
 use sandbox_core::{LimitEnforcement, LimitKind, Limits, Mechanism};
 
 use crate::cgroup::{self, Cgroup};
+use crate::launch::SpareCgroup;
 use crate::protocol::Rlimit;
 use crate::ExecError;
 
@@ -12,6 +13,8 @@ use crate::ExecError;
 pub(crate) struct LimitPlan {
     pub rlimits: Vec<Rlimit>,
     pub cgroup: Option<Cgroup>,
+    /// Whether `cgroup` is a spare's that its init already waits in.
+    pub preattached: bool,
     pub enforcement: Vec<LimitEnforcement>,
 }
 
@@ -30,31 +33,46 @@ fn rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Rlimit {
 }
 
 /// Plans `limits` for an evaluation named `name`, creating its cgroups.
-pub(crate) fn plan(limits: &Limits, name: &str, privileged: bool) -> Result<LimitPlan, ExecError> {
+pub(crate) fn plan(
+    limits: &Limits,
+    name: &str,
+    privileged: bool,
+    spare: Option<&mut SpareCgroup>,
+) -> Result<LimitPlan, ExecError> {
     let support = cgroup::support();
     let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
     let use_pids_cgroup = limits.pids.is_some() && support.pids.is_some();
-    let cgroup = if use_memory_cgroup || use_pids_cgroup {
-        match Cgroup::create(
-            support,
-            name,
-            limits.memory.filter(|_| use_memory_cgroup),
-            limits
-                .pids
-                .filter(|_| use_pids_cgroup)
-                .map(|n| n + INIT_PROCESSES),
-        ) {
+    let memory_max = limits.memory.filter(|_| use_memory_cgroup);
+    let pids_max = limits
+        .pids
+        .filter(|_| use_pids_cgroup)
+        .map(|n| n + INIT_PROCESSES);
+    let prepare_err = |source| ExecError::Prepare {
+        what: "the evaluation's cgroup".into(),
+        source,
+    };
+    // A spare's init already waits in cgroups of its own: only the limits
+    // are left to write (unlimited ones still give the tree's figures).
+    let preattached = match spare {
+        Some(spare) if spare.get().is_some() => {
+            if let Some(cgroup) = spare.get() {
+                cgroup.set_limits(memory_max, pids_max).map_err(prepare_err)?;
+            }
+            spare.take()
+        }
+        _ => None,
+    };
+    let preattached_flag = preattached.is_some();
+    let cgroup = if preattached.is_some() {
+        preattached
+    } else if use_memory_cgroup || use_pids_cgroup {
+        match Cgroup::create(support, name, memory_max, pids_max) {
             Ok(c) => Some(c),
             // Unprivileged users see the mounts but may not create cgroups:
             // fall back to rlimits below.
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
             Err(e) if e.raw_os_error() == Some(libc::EROFS) => None,
-            Err(e) => {
-                return Err(ExecError::Prepare {
-                    what: "the evaluation's cgroup".into(),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(prepare_err(e)),
         }
     } else {
         None
@@ -63,6 +81,7 @@ pub(crate) fn plan(limits: &Limits, name: &str, privileged: bool) -> Result<Limi
     let mut plan = LimitPlan {
         rlimits: Vec::new(),
         cgroup: None,
+        preattached: preattached_flag,
         enforcement: Vec::new(),
     };
     let enforced = |limit, mechanism, detail: String| LimitEnforcement {

@@ -130,6 +130,28 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Cgroups for the next spare, when evaluations here use cgroups (root,
+    /// with the v1 controllers); `None` leaves the move to the evaluation.
+    fn spare_cgroup(&self) -> Option<crate::cgroup::Cgroup> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        if self.launcher.user_namespace {
+            return None;
+        }
+        let support = crate::cgroup::support();
+        if support.memory.is_none() && support.pids.is_none() {
+            return None;
+        }
+        let name = format!(
+            "{}-spare-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        crate::cgroup::Cgroup::spare(support, &name)
+            .inspect_err(|error| debug!(%error, "no cgroups for the spare"))
+            .ok()
+    }
+
     fn work(&self) {
         let mut state = self.lock();
         loop {
@@ -143,7 +165,7 @@ impl Shared {
             }
             let confined = state.confined;
             drop(state);
-            let launched = self.launcher.launch(confined);
+            let launched = self.launcher.launch(confined, self.spare_cgroup());
             state = self.lock();
             match launched {
                 Ok(spare)
@@ -173,6 +195,16 @@ impl Drop for Pool {
         if let Some(worker) = worker.take() {
             let _ = worker.join();
         }
-        // The spares go with the last reference to `shared`: ours.
+        // The spares go here rather than with the last reference to
+        // `shared`, and their cgroups with them, waited for: a removal left
+        // to a thread would not survive the process exiting right after.
+        let spares = std::mem::take(&mut self.shared.lock().spares);
+        for mut spare in spares {
+            let cgroup = spare.cgroup.take();
+            drop(spare);
+            if let Some(cgroup) = cgroup {
+                cgroup.remove();
+            }
+        }
     }
 }

@@ -140,7 +140,14 @@ pub(crate) async fn start(
     let argv = crate::validate::request(&request, &|dir| dir.is_dir())?;
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
-    let mut limits = crate::limits::plan(&request.limits, &name, privileged)?;
+    let confined = !request.policy.is_unrestricted();
+    let mut spare = pool.take(confined);
+    let mut limits = crate::limits::plan(
+        &request.limits,
+        &name,
+        privileged,
+        spare.as_mut().map(|s| &mut s.cgroup),
+    )?;
     let (mut confinement, weakened) = crate::protection::confinement(&request)?;
     if !weakened.is_empty() {
         debug!(
@@ -159,7 +166,16 @@ pub(crate) async fn start(
         .unwrap_or_default();
     let job = crate::evaluation::job(&request, argv, &limits, confinement);
     let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-    let handed = match handover::hand_over(pool, &job, &cgroup_procs, deadline, true).await {
+    let handed = match handover::hand_over(
+        pool,
+        &job,
+        &cgroup_procs,
+        limits.preattached,
+        deadline,
+        spare,
+    )
+    .await
+    {
         Ok(handed) => handed,
         Err(error) => {
             if let Some(cgroup) = limits.cgroup.take() {

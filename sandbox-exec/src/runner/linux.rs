@@ -9,7 +9,7 @@ use interprocess::local_socket::{GenericFilePath, Stream};
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
-use super::{ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use super::{CGROUP_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
 use crate::frame;
 use crate::protocol::{Hello, Report, MAGIC};
 
@@ -51,6 +51,12 @@ pub(super) fn run() -> i32 {
         token,
     };
     if frame::write_sync(&mut stream, &hello).is_err() {
+        return BROKEN;
+    }
+    let moves = cgroup_moves();
+    // Init is forked into the spare's cgroups: the runner moves in first.
+    if let Err(reason) = move_into(moves.iter().map(|(into, _)| into)) {
+        let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
         return BROKEN;
     }
     let user_namespace = std::env::var_os(USERNS_ENV).is_some_and(|v| v == "1");
@@ -97,6 +103,13 @@ pub(super) fn run() -> i32 {
                 unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
             }
             drop(null);
+            // The runner itself does not count against the evaluation's limits.
+            if let Err(reason) = move_into(moves.iter().map(|(_, back)| back)) {
+                let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+                // SAFETY: kills the init we just forked.
+                unsafe { libc::kill(child.as_raw(), libc::SIGKILL) };
+                return BROKEN;
+            }
             let started = Report::Started {
                 init_pid: child.as_raw() as u32,
             };
@@ -113,6 +126,27 @@ pub(super) fn run() -> i32 {
             BROKEN
         }
     }
+}
+
+/// The cgroup moves [`CGROUP_ENV`] asks for.
+fn cgroup_moves() -> Vec<(String, String)> {
+    std::env::var(CGROUP_ENV)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (into, back) = line.split_once('\t')?;
+            Some((into.to_string(), back.to_string()))
+        })
+        .collect()
+}
+
+/// Moves this process into each cgroup whose `cgroup.procs` is given.
+fn move_into<'a>(procs: impl Iterator<Item = &'a String>) -> Result<(), String> {
+    for file in procs {
+        // "0" is the writing process itself.
+        std::fs::write(file, "0").map_err(|e| format!("cannot move the runner into {file}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn arm_parent_death_signal() {

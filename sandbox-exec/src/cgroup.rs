@@ -62,6 +62,15 @@ pub(crate) struct Cgroup {
     pids: Option<PathBuf>,
 }
 
+/// The limits a cgroup pair is set to (`None`: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CgroupLimits {
+    /// `memory.limit_in_bytes` (and `memsw`).
+    pub memory: Option<u64>,
+    /// `pids.max`.
+    pub pids: Option<u32>,
+}
+
 /// What the controllers counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
@@ -152,18 +161,29 @@ impl Cgroup {
         Ok(cgroup)
     }
 
-    /// Sets the limits of a [`spare`](Self::spare) cgroup taken by an
-    /// evaluation; `pids` counts the evaluation's init too.
-    pub fn set_limits(&self, memory: Option<u64>, pids: Option<u32>) -> io::Result<()> {
-        if let (Some(limit), Some(dir)) = (memory, &self.memory) {
-            write(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
+    /// Sets the limits of a [`spare`](Self::spare) cgroup (`None`: no
+    /// limit); `pids` counts the evaluation's init too.
+    pub fn set_limits(&self, limits: CgroupLimits) -> io::Result<()> {
+        if let Some(dir) = &self.memory {
             let swap = dir.join("memory.memsw.limit_in_bytes");
-            if swap.exists() {
-                write(&swap, &limit.to_string())?;
+            let swap = swap.exists().then_some(swap);
+            let memory = dir.join("memory.limit_in_bytes");
+            // memsw may never be below the memory limit: lift both, then
+            // lower them in the other order.
+            if let Some(swap) = &swap {
+                write(swap, "-1")?;
+            }
+            write(&memory, "-1")?;
+            if let Some(limit) = limits.memory {
+                write(&memory, &limit.to_string())?;
+                if let Some(swap) = &swap {
+                    write(swap, &limit.to_string())?;
+                }
             }
         }
-        if let (Some(limit), Some(dir)) = (pids, &self.pids) {
-            write(&dir.join("pids.max"), &limit.to_string())?;
+        if let Some(dir) = &self.pids {
+            let max = limits.pids.map_or("max".to_string(), |n| n.to_string());
+            write(&dir.join("pids.max"), &max)?;
         }
         Ok(())
     }

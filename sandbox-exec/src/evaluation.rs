@@ -169,6 +169,7 @@ pub(crate) async fn evaluate(
         privileged,
         spare.as_mut().map(|s| &mut s.cgroup),
     )?;
+    pool.expect_limits(plan.cgroup_limits);
     let mut result = run(
         pool,
         reclaimer,
@@ -214,7 +215,7 @@ async fn run(
 ) -> Result<Outcome, Attempt> {
     let (mut confinement, weakened) = crate::protection::confinement(request)?;
     // Held until the evaluation's mount namespace is gone (see below).
-    let mut stand_ins = match &mut confinement {
+    let stand_ins = match &mut confinement {
         Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
         None => crate::placeholder::StandIns::default(),
     };
@@ -345,27 +346,18 @@ async fn run(
         }),
         end => end,
     };
-    // Once the report is in, nothing of the evaluation runs (init killed and
-    // reaped the rest first), so its stand-ins can go at once. Otherwise init
-    // was killed here, and they stay until its exit has taken down the mount
-    // namespace: removing a stand-in detaches its bind there.
-    if !matches!(end, End::Report(_)) && !stand_ins.is_empty() {
-        let exited = match &init {
-            Some(init) => tokio::time::timeout(DRAIN_GRACE, init.exited())
-                .await
-                .is_ok(),
-            None => false,
-        };
-        if !exited {
-            stand_ins.leave_in_place();
-        }
-    }
-    drop(stand_ins);
     // The cgroups' figures are final (every process of the evaluation is
-    // gone); removing them waits for init's exit, off the outcome's path.
+    // gone). Removing the cgroups and the stand-ins waits for init's exit,
+    // which tears the namespaces down: off the outcome's path.
     let stats = plan.cgroup.as_ref().map(|c| c.stats()).unwrap_or_default();
-    if let Some(cgroup) = plan.cgroup.take() {
-        reclaimer.submit(Leftovers { init, cgroup });
+    let leftovers = Leftovers {
+        init,
+        cgroup: plan.cgroup.take(),
+        stand_ins,
+        reported: matches!(end, End::Report(_)),
+    };
+    if leftovers.anything() {
+        reclaimer.submit(leftovers);
     }
     let captured = capture.finish();
     let mut outcome = Outcome {

@@ -14,9 +14,9 @@ use std::time::Duration;
 use interprocess::local_socket::tokio::Stream;
 use tracing::debug;
 
+use crate::cgroup::{Cgroup, CgroupLimits};
 use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::pidfd::{ChildProcess, Pidfd};
-use crate::cgroup::Cgroup;
 use crate::runner::{CGROUP_ENV, CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
 use crate::ExecError;
 
@@ -53,10 +53,17 @@ pub(crate) struct Launched {
 
 /// A spare's cgroups: taken by the evaluation that uses the spare, or removed
 /// (once the runner and its init are gone) when the spare is dropped unused.
+/// They come with the limits of the evaluation before, already set: the
+/// next is likely to ask for the same.
 #[derive(Debug, Default)]
-pub(crate) struct SpareCgroup(Option<Cgroup>);
+pub(crate) struct SpareCgroup(Option<Cgroup>, CgroupLimits);
 
 impl SpareCgroup {
+    /// The limits the cgroups are set to.
+    pub fn limits(&self) -> CgroupLimits {
+        self.1
+    }
+
     /// The cgroups, while the spare still owns them.
     pub fn get(&self) -> Option<&Cgroup> {
         self.0.as_ref()
@@ -100,8 +107,15 @@ impl Launcher {
     ///
     /// With `cgroup`, the runner moves its init into it before the spare
     /// waits (see [`Cgroup::spare`]).
-    pub fn launch(&self, confined: bool, cgroup: Option<Cgroup>) -> Result<Launched, ExecError> {
-        let cgroup = SpareCgroup(cgroup);
+    pub fn launch(
+        &self,
+        confined: bool,
+        cgroup: Option<(Cgroup, CgroupLimits)>,
+    ) -> Result<Launched, ExecError> {
+        let cgroup = match cgroup {
+            Some((cgroup, limits)) => SpareCgroup(Some(cgroup), limits),
+            None => SpareCgroup::default(),
+        };
         let moves: String = cgroup
             .0
             .iter()

@@ -3,7 +3,7 @@
 
 use sandbox_core::{LimitEnforcement, LimitKind, Limits, Mechanism};
 
-use crate::cgroup::{self, Cgroup};
+use crate::cgroup::{self, Cgroup, CgroupLimits};
 use crate::launch::SpareCgroup;
 use crate::protocol::Rlimit;
 use crate::ExecError;
@@ -15,6 +15,8 @@ pub(crate) struct LimitPlan {
     pub cgroup: Option<Cgroup>,
     /// Whether `cgroup` is a spare's that its init already waits in.
     pub preattached: bool,
+    /// The limits the cgroups carry (for the next spares).
+    pub cgroup_limits: CgroupLimits,
     pub enforcement: Vec<LimitEnforcement>,
 }
 
@@ -53,10 +55,14 @@ pub(crate) fn plan(
     };
     // A spare's init already waits in cgroups of its own: only the limits
     // are left to write (unlimited ones still give the tree's figures).
+    let wanted = CgroupLimits {
+        memory: memory_max,
+        pids: pids_max,
+    };
     let preattached = match spare {
         Some(spare) if spare.get().is_some() => {
-            if let Some(cgroup) = spare.get() {
-                cgroup.set_limits(memory_max, pids_max).map_err(prepare_err)?;
+            if let Some(cgroup) = spare.get().filter(|_| spare.limits() != wanted) {
+                cgroup.set_limits(wanted).map_err(prepare_err)?;
             }
             spare.take()
         }
@@ -81,6 +87,7 @@ pub(crate) fn plan(
     let mut plan = LimitPlan {
         rlimits: Vec::new(),
         cgroup: None,
+        cgroup_limits: wanted,
         preattached: preattached_flag,
         enforcement: Vec::new(),
     };

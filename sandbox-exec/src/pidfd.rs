@@ -71,16 +71,6 @@ impl Pidfd {
         }
     }
 
-    /// Waits, without blocking the runtime, until the process has exited,
-    /// without reaping it (so it works for a process that is not our child).
-    pub async fn exited(&self) -> io::Result<()> {
-        // SAFETY: the descriptor outlives `ready`, which is dropped before we return.
-        let ready =
-            unsafe { AsyncFd::register_with_interest(self.fd.as_fd(), Interest::READABLE)? };
-        let _ = ready.readable().await?;
-        Ok(())
-    }
-
     /// Waits, without blocking the runtime, until the process ends, and reaps it.
     pub async fn wait(&self) -> io::Result<ExitStatus> {
         // A pidfd becomes readable when its process exits.

@@ -23,7 +23,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sandbox_policy::{Kind, LinuxPlan, Placeholder};
+use sandbox_policy::{FsView, HostFs, Kind, LinuxPlan, Placeholder};
 use tracing::debug;
 
 use crate::error::ExecError;
@@ -37,6 +37,57 @@ const DIR_MODE: u32 = 0o500;
 /// How often a stand-in that vanished between creation and locking (removed by
 /// the last user of an earlier one) is created again.
 const ATTEMPTS: usize = 8;
+
+/// The host's filesystem as the plan must see it: a stand-in left by an
+/// evaluation that has not been cleaned up after yet is a path that does not
+/// exist (so the plan asks for a stand-in, which [`hold`] then adopts), not a
+/// protected directory that might vanish before the runner binds it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HostFsWithoutStandIns;
+
+impl FsView for HostFsWithoutStandIns {
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        HostFs.canonicalize(path)
+    }
+
+    fn metadata_kind(&self, path: &Path) -> Option<Kind> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        if looks_like_stand_in(&meta) {
+            return None;
+        }
+        let kind = meta.file_type();
+        Some(if kind.is_symlink() {
+            Kind::Symlink
+        } else if kind.is_dir() {
+            Kind::Dir
+        } else if kind.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        })
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        HostFs.read_dir(path)
+    }
+
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        HostFs.read_to_string(path)
+    }
+}
+
+/// A stand-in's signature: ours, its mode untouched, a file never written to
+/// or a directory without subdirectories.
+fn looks_like_stand_in(meta: &std::fs::Metadata) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    ours && if meta.is_dir() {
+        mode == DIR_MODE && meta.nlink() == 2
+    } else {
+        meta.is_file() && mode == FILE_MODE && meta.len() == 0
+    }
+}
 
 /// The stand-ins of one evaluation, held until it is dropped.
 #[derive(Debug, Default)]
@@ -177,18 +228,11 @@ fn same_file(file: &File, path: &Path) -> io::Result<bool> {
     })
 }
 
-/// Whether `file` still looks as a stand-in was made: ours, its mode untouched,
-/// and for a file never written to (a directory's emptiness is left to
-/// `rmdir`, which refuses a non-empty one atomically).
+/// Whether `file` still looks as a stand-in was made (a non-empty directory
+/// is left to `rmdir`, which refuses it atomically).
 fn is_stand_in(file: &File, kind: Kind) -> io::Result<bool> {
     let meta = file.metadata()?;
-    // SAFETY: geteuid cannot fail.
-    let ours = meta.uid() == unsafe { libc::geteuid() };
-    Ok(ours
-        && match kind {
-            Kind::Dir => meta.is_dir() && meta.mode() & 0o7777 == DIR_MODE,
-            _ => meta.is_file() && meta.mode() & 0o7777 == FILE_MODE && meta.len() == 0,
-        })
+    Ok(looks_like_stand_in(&meta) && (kind == Kind::Dir) == meta.is_dir())
 }
 
 impl Drop for StandIns {
@@ -302,6 +346,17 @@ mod tests {
         std::mem::forget(hold(&mut plan_for(&path, Kind::File)).unwrap());
         drop(hold(&mut plan_for(&path, Kind::File)).unwrap());
         assert!(path.exists(), "the leaked holder still counts as a user");
+    }
+
+    #[test]
+    fn the_plan_sees_a_stand_in_as_missing_and_a_real_directory_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".git");
+        let held = hold(&mut plan_for(&path, Kind::Dir)).unwrap();
+        assert_eq!(HostFsWithoutStandIns.metadata_kind(&path), None);
+        drop(held);
+        std::fs::create_dir(&path).unwrap();
+        assert_eq!(HostFsWithoutStandIns.metadata_kind(&path), Some(Kind::Dir));
     }
 
     #[test]

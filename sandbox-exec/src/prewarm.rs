@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use tracing::debug;
 
+use crate::cgroup::CgroupLimits;
 use crate::launch::{Launched, Launcher};
 
 /// The spares of one executor and the thread that starts them.
@@ -35,6 +36,8 @@ struct State {
     wanted: bool,
     /// Whether new spares prepare a confined evaluation: like the last one.
     confined: bool,
+    /// The cgroup limits new spares are set to: the last evaluation's.
+    limits: CgroupLimits,
     closed: bool,
 }
 
@@ -48,6 +51,7 @@ impl Pool {
                     capacity,
                     wanted: false,
                     confined: false,
+                    limits: CgroupLimits::default(),
                     closed: false,
                 }),
                 wake: Condvar::new(),
@@ -91,6 +95,12 @@ impl Pool {
         }
     }
 
+    /// Makes new spares' cgroups carry `limits` (those of the evaluation
+    /// under way: the next is likely to ask for the same).
+    pub fn expect_limits(&self, limits: CgroupLimits) {
+        self.shared.lock().limits = limits;
+    }
+
     /// Asks for spares up to the capacity, started in the background and
     /// prepared for evaluations like the last one (`confined` or not).
     pub fn refill(&self, confined: bool) {
@@ -132,7 +142,7 @@ impl Shared {
 
     /// Cgroups for the next spare, when evaluations here use cgroups (root,
     /// with the v1 controllers); `None` leaves the move to the evaluation.
-    fn spare_cgroup(&self) -> Option<crate::cgroup::Cgroup> {
+    fn spare_cgroup(&self, limits: CgroupLimits) -> Option<(crate::cgroup::Cgroup, CgroupLimits)> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         if self.launcher.user_namespace {
@@ -147,9 +157,16 @@ impl Shared {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        crate::cgroup::Cgroup::spare(support, &name)
+        let cgroup = crate::cgroup::Cgroup::spare(support, &name)
             .inspect_err(|error| debug!(%error, "no cgroups for the spare"))
-            .ok()
+            .ok()?;
+        match cgroup.set_limits(limits) {
+            Ok(()) => Some((cgroup, limits)),
+            Err(error) => {
+                debug!(%error, "cannot preset the spare's limits");
+                Some((cgroup, CgroupLimits::default()))
+            }
+        }
     }
 
     fn work(&self) {
@@ -163,9 +180,9 @@ impl Shared {
                 state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            let confined = state.confined;
+            let (confined, limits) = (state.confined, state.limits);
             drop(state);
-            let launched = self.launcher.launch(confined, self.spare_cgroup());
+            let launched = self.launcher.launch(confined, self.spare_cgroup(limits));
             state = self.lock();
             match launched {
                 Ok(spare)

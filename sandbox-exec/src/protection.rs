@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use sandbox_core::{EvalRequest, Protection, Weakening};
 
-use sandbox_policy::{HostFs, LinuxPlan, MountOp, Policy};
+use sandbox_policy::{LinuxPlan, MountOp, Policy};
 use tracing::debug;
 
 use crate::protocol::{BridgePorts, Confinement, LandlockMode};
@@ -121,7 +121,7 @@ pub(crate) fn confinement(
     if policy.is_unrestricted() {
         return Ok((None, Vec::new()));
     }
-    let mut plan = policy.linux_plan(&HostFs);
+    let mut plan = policy.linux_plan(&crate::placeholder::HostFsWithoutStandIns);
     for dir in request.cwd.iter().chain(&request.visible) {
         keep_visible(&mut plan, policy, dir);
     }

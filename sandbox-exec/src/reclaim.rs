@@ -1,12 +1,15 @@
-//! Teardown that need not delay an outcome: removing an evaluation's cgroups.
+//! Teardown that need not delay an outcome: removing an evaluation's cgroups
+//! and its stand-ins for protected paths.
 //!
 //! A cgroup can only be removed once every task has left it, and init leaves
 //! only by exiting, which takes the kernel a good half millisecond (the pid,
-//! mount and network namespaces are torn down with it). Nothing of the
-//! evaluation runs by then — init killed and reaped the rest before its report
-//! — and the cgroup's figures are final, so the outcome is returned at once and
-//! one thread per executor waits for init and removes the cgroups. Dropping the
-//! executor finishes every pending removal first, so nothing outlives it.
+//! mount and network namespaces are torn down with it); a stand-in removed
+//! while the sandbox's mount namespace still exists makes the kernel detach
+//! its bind there first, which costs as much again. Nothing of the evaluation
+//! runs by then — init killed and reaped the rest before its report — and the
+//! cgroup's figures are final, so the outcome is returned at once and one
+//! thread per executor waits for init and removes both. Dropping the executor
+//! finishes every pending removal first, so nothing outlives it.
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{channel, Sender};
@@ -18,6 +21,7 @@ use tracing::debug;
 
 use crate::cgroup::Cgroup;
 use crate::pidfd::Pidfd;
+use crate::placeholder::StandIns;
 
 /// How long the thread waits for an init to exit before removing its cgroups
 /// anyway (the removal then retries on its own while tasks remain).
@@ -29,7 +33,19 @@ pub(crate) struct Leftovers {
     /// The evaluation's init, whose exit the removal waits for.
     pub init: Option<Pidfd>,
     /// The cgroups to remove.
-    pub cgroup: Cgroup,
+    pub cgroup: Option<Cgroup>,
+    /// The stand-ins to release.
+    pub stand_ins: StandIns,
+    /// Whether init reported: then nothing of the evaluation runs any more
+    /// and the stand-ins may go even if init's exit cannot be waited for.
+    pub reported: bool,
+}
+
+impl Leftovers {
+    /// Whether there is anything to remove.
+    pub fn anything(&self) -> bool {
+        self.cgroup.is_some() || !self.stand_ins.is_empty()
+    }
 }
 
 /// The reclaiming thread of one executor, started on first use.
@@ -80,15 +96,24 @@ impl Drop for Reclaimer {
     }
 }
 
-fn reclaim(leftovers: Leftovers) {
-    if let Some(init) = &leftovers.init {
-        wait_exited(init, INIT_EXIT_GRACE);
+fn reclaim(mut leftovers: Leftovers) {
+    let exited = leftovers
+        .init
+        .as_ref()
+        .is_some_and(|init| wait_exited(init, INIT_EXIT_GRACE));
+    if !exited && !leftovers.reported {
+        // Init was killed and is not gone: its mount namespace may still hold
+        // the binds. The next evaluation in the same place adopts them.
+        leftovers.stand_ins.leave_in_place();
     }
-    leftovers.cgroup.remove();
+    drop(leftovers.stand_ins);
+    if let Some(cgroup) = leftovers.cgroup {
+        cgroup.remove();
+    }
 }
 
-/// Blocks until `process` has exited or `grace` has passed.
-pub(crate) fn wait_exited(process: &Pidfd, grace: Duration) {
+/// Blocks until `process` has exited or `grace` has passed; whether it has.
+pub(crate) fn wait_exited(process: &Pidfd, grace: Duration) -> bool {
     let mut poll = libc::pollfd {
         fd: process.as_raw_fd(),
         events: libc::POLLIN,
@@ -99,7 +124,7 @@ pub(crate) fn wait_exited(process: &Pidfd, grace: Duration) {
         // SAFETY: one pollfd for a descriptor that outlives the call.
         let ready = unsafe { libc::poll(&mut poll, 1, millis) };
         if ready >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
+            return ready > 0;
         }
     }
 }

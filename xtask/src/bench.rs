@@ -28,6 +28,10 @@
 //!   most 2.5 ms, and at most 0.5 times `confined/bwrap_true` (`bwrap
 //!   --unshare-all ... /bin/true`) of the same run;
 //! - `confined/evaluate_true` as uid 65534: at most 1.3 times the root figure.
+//! - `confined_paced/…`: the same two with an unmeasured pause before each
+//!   iteration (the spare runner ready, as when evaluations arrive from an
+//!   agent), with the same targets; the back-to-back rows above include the
+//!   contention of preparing the next spare on a 2-core machine.
 //!
 //! The targets are judged on the first run (root, normally); the unprivileged
 //! column is shown for comparison.
@@ -50,6 +54,8 @@ const EVALUATE: &str = "latency/evaluate_true";
 const RAW_SPAWN: &str = "latency/raw_spawn_true";
 const CONFINED: &str = "confined/evaluate_true";
 const BWRAP: &str = "confined/bwrap_true";
+const PACED: &str = "confined_paced/evaluate_true";
+const PACED_BWRAP: &str = "confined_paced/bwrap_true";
 
 /// `latency/evaluate_true` / `latency/raw_spawn_true`.
 const TARGET_RATIO: f64 = 2.0;
@@ -408,6 +414,39 @@ fn summary(
         &[CONFINED, BWRAP],
         &|f| ratio(f.ratio(CONFINED, BWRAP)),
         verdict(first.ratio(CONFINED, BWRAP), TARGET_VS_BWRAP, ""),
+    );
+
+    row(
+        "confined_paced/evaluate_true p50",
+        &[PACED],
+        &|f| time(f.median_ns(PACED)),
+        verdict(
+            first.median_ns(PACED).map(|ns| ns / 1e6),
+            TARGET_CONFINED_MS,
+            " ms",
+        ),
+    );
+    row(
+        "confined_paced/bwrap_true p50",
+        &[PACED_BWRAP],
+        &|f| time(f.median_ns(PACED_BWRAP)),
+        String::new(),
+    );
+    row(
+        "paced evaluate / paced bwrap",
+        &[PACED, PACED_BWRAP],
+        &|f| ratio(f.ratio(PACED, PACED_BWRAP)),
+        verdict(first.ratio(PACED, PACED_BWRAP), TARGET_VS_BWRAP, ""),
+    );
+    row(
+        "paced evaluate unprivileged / root",
+        &[PACED],
+        &|f| {
+            let own = f.median_ns(PACED);
+            let root = first.median_ns(PACED);
+            ratio(own.zip(root).map(|(o, r)| o / r))
+        },
+        String::new(),
     );
 
     let unprivileged_ratio =

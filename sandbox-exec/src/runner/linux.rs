@@ -144,7 +144,8 @@ fn cgroup_moves() -> Vec<(String, String)> {
 fn move_into<'a>(procs: impl Iterator<Item = &'a String>) -> Result<(), String> {
     for file in procs {
         // "0" is the writing process itself.
-        std::fs::write(file, "0").map_err(|e| format!("cannot move the runner into {file}: {e}"))?;
+        std::fs::write(file, "0")
+            .map_err(|e| format!("cannot move the runner into {file}: {e}"))?;
     }
     Ok(())
 }

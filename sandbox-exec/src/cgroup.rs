@@ -188,19 +188,6 @@ impl Cgroup {
         Ok(())
     }
 
-    /// For a spare runner: each `cgroup.procs` to move into, with the one
-    /// of its present cgroup to move back to once its init is forked.
-    pub fn moves(&self) -> Vec<(PathBuf, PathBuf)> {
-        [&self.memory, &self.pids]
-            .into_iter()
-            .flatten()
-            .filter_map(|dir| {
-                let base = dir.parent()?.parent()?;
-                Some((dir.join("cgroup.procs"), base.join("cgroup.procs")))
-            })
-            .collect()
-    }
-
     pub fn has_memory(&self) -> bool {
         self.memory.is_some()
     }

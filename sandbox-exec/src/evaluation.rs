@@ -169,7 +169,7 @@ pub(crate) async fn evaluate(
         privileged,
         spare.as_mut().map(|s| &mut s.cgroup),
     )?;
-    pool.expect_limits(plan.cgroup_limits);
+    pool.expect_limits(plan.spare_limits);
     let mut result = run(
         pool,
         reclaimer,

@@ -119,8 +119,8 @@ impl Launcher {
         let moves: String = cgroup
             .0
             .iter()
-            .flat_map(Cgroup::moves)
-            .map(|(into, back)| format!("{}\t{}\n", into.display(), back.display()))
+            .flat_map(Cgroup::procs_files)
+            .map(|procs| format!("{}\n", procs.display()))
             .collect();
         let token = endpoint::new_token().map_err(prepare_err("a token"))?;
         let endpoint =

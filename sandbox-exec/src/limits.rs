@@ -15,8 +15,8 @@ pub(crate) struct LimitPlan {
     pub cgroup: Option<Cgroup>,
     /// Whether `cgroup` is a spare's that its init already waits in.
     pub preattached: bool,
-    /// The limits the cgroups carry (for the next spares).
-    pub cgroup_limits: CgroupLimits,
+    /// The limits the next spares' cgroups should carry: this evaluation's.
+    pub spare_limits: CgroupLimits,
     pub enforcement: Vec<LimitEnforcement>,
 }
 
@@ -25,6 +25,18 @@ pub(crate) struct LimitPlan {
 /// namespace).
 const INIT_PROCESSES: u32 = 1;
 const RUNNER_PROCESSES: u32 = 2;
+
+/// The cgroup limits of a spare (init and runner inside) for `limits`.
+pub(crate) fn spare_limits(limits: &Limits) -> CgroupLimits {
+    let support = cgroup::support();
+    CgroupLimits {
+        memory: limits.memory.filter(|_| support.memory.is_some()),
+        pids: limits
+            .pids
+            .filter(|_| support.pids.is_some())
+            .map(|n| n + INIT_PROCESSES + 1),
+    }
+}
 
 fn rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Rlimit {
     Rlimit {
@@ -45,10 +57,15 @@ pub(crate) fn plan(
     let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
     let use_pids_cgroup = limits.pids.is_some() && support.pids.is_some();
     let memory_max = limits.memory.filter(|_| use_memory_cgroup);
-    let pids_max = limits
-        .pids
-        .filter(|_| use_pids_cgroup)
-        .map(|n| n + INIT_PROCESSES);
+    // A spare's runner stays in its cgroups with init (moving it out would
+    // cost another migration); counted, so the evaluation still gets its n.
+    let preattaching = spare.as_ref().is_some_and(|s| s.get().is_some());
+    let ours = if preattaching {
+        INIT_PROCESSES + 1
+    } else {
+        INIT_PROCESSES
+    };
+    let pids_max = limits.pids.filter(|_| use_pids_cgroup).map(|n| n + ours);
     let prepare_err = |source| ExecError::Prepare {
         what: "the evaluation's cgroup".into(),
         source,
@@ -59,6 +76,7 @@ pub(crate) fn plan(
         memory: memory_max,
         pids: pids_max,
     };
+    let for_spares = spare_limits(limits);
     let preattached = match spare {
         Some(spare) if spare.get().is_some() => {
             if let Some(cgroup) = spare.get().filter(|_| spare.limits() != wanted) {
@@ -87,7 +105,7 @@ pub(crate) fn plan(
     let mut plan = LimitPlan {
         rlimits: Vec::new(),
         cgroup: None,
-        cgroup_limits: wanted,
+        spare_limits: for_spares,
         preattached: preattached_flag,
         enforcement: Vec::new(),
     };
@@ -117,10 +135,14 @@ pub(crate) fn plan(
             plan.enforcement.push(enforced(
                 LimitKind::Pids,
                 Mechanism::CgroupV1,
-                format!(
-                    "pids.max={} (the evaluation's {n} plus its init)",
-                    n + INIT_PROCESSES
-                ),
+                if preattaching {
+                    format!(
+                        "pids.max={} (the evaluation's {n} plus its init and runner)",
+                        n + ours
+                    )
+                } else {
+                    format!("pids.max={} (the evaluation's {n} plus its init)", n + ours)
+                },
             ));
         } else if privileged {
             return Err(ExecError::LimitUnavailable {

@@ -118,14 +118,26 @@ impl NetworkPolicy {
         self.resolve.get(&host.name).copied()
     }
 
-    /// Whether an allowed `host` may be reached at the address it resolved to.
+    /// Whether an allowed `host:port` may be reached at the address `ip` it
+    /// resolved to (the DNS-rebinding defence).
     ///
-    /// Public addresses always may. A loopback / private / link-local / metadata
-    /// address ([`is_private_address`]) only when `allowPrivateDestinations` is set,
-    /// or when a rule names the address itself (`domain:10.0.0.5`,
-    /// `tcp:127.0.0.1:5432`), or `host` is `localhost` named exactly by an allow rule
-    /// and the address is loopback, or the `resolve` map pins `host` to it.
-    pub fn address_allowed(&self, host: &str, ip: IpAddr) -> bool {
+    /// A deny rule naming the address at this port refuses it. Otherwise a
+    /// public address always may; a loopback / private / link-local /
+    /// metadata address ([`is_private_address`]) only when
+    /// `allowPrivateDestinations` is set, or the `resolve` map pins `host` to
+    /// it, or an allow rule covers it at this port: a rule naming the address
+    /// itself (`domain:10.0.0.5`, `tcp:10.0.0.5:5432` for port 5432 only), a
+    /// `tcp:HOST:PORT` rule naming this very service (as deliberate as naming
+    /// its address), or `localhost` named exactly and resolving to loopback.
+    /// A `domain:` rule naming `host` is not enough: that is what a rebinding
+    /// attack relies on.
+    pub fn address_allowed(&self, host: &str, port: u16, ip: IpAddr) -> bool {
+        let address = Host::parse(&ip.to_string()).ok();
+        let names_address =
+            |r: &NetRule| address.as_ref().is_some_and(|a| r.target.matches(a, port));
+        if self.deny.iter().any(names_address) {
+            return false;
+        }
         if self.allow_private_destinations || !is_private_address(ip) {
             return true;
         }
@@ -135,13 +147,13 @@ impl NetworkPolicy {
         if self.resolve.get(&host.name) == Some(&ip) {
             return true;
         }
-        let ip_text = ip.to_string();
-        self.allow.iter().any(|r| match r.target.host() {
-            HostPattern::Exact(name) => {
-                *name == ip_text
-                    || (name == "localhost" && host.name == "localhost" && ip.is_loopback())
-            }
-            HostPattern::Subdomains(_) => false,
+        self.allow.iter().any(|r| {
+            names_address(r)
+                || (matches!(r.target, NetTarget::Tcp { .. }) && r.target.matches(&host, port))
+                || (ip.is_loopback()
+                    && host.name == "localhost"
+                    && *r.target.host() == HostPattern::Exact("localhost".into())
+                    && r.target.matches(&host, port))
         })
     }
 }
@@ -221,14 +233,43 @@ mod tests {
         assert!(!policy(&["x.com"], &[]).decide("", 80).allowed);
     }
 
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn private_addresses_need_a_rule_naming_them() {
         let p = policy(&["internal.corp", "10.0.0.5", "localhost"], &[]);
-        assert!(!p.address_allowed("internal.corp", "10.0.0.7".parse().unwrap()));
-        assert!(p.address_allowed("internal.corp", "93.184.216.34".parse().unwrap()));
-        assert!(p.address_allowed("10.0.0.5", "10.0.0.5".parse().unwrap()));
-        assert!(p.address_allowed("localhost", "127.0.0.1".parse().unwrap()));
-        assert!(!p.address_allowed("internal.corp", "169.254.169.254".parse().unwrap()));
+        assert!(!p.address_allowed("internal.corp", 443, ip("10.0.0.7")));
+        assert!(p.address_allowed("internal.corp", 443, ip("93.184.216.34")));
+        assert!(p.address_allowed("10.0.0.5", 22, ip("10.0.0.5")));
+        assert!(p.address_allowed("localhost", 8080, ip("127.0.0.1")));
+        assert!(!p.address_allowed("internal.corp", 80, ip("169.254.169.254")));
+    }
+
+    #[test]
+    fn an_address_named_for_one_port_is_not_reached_on_another_through_a_name() {
+        let p = policy(&["tcp:10.0.0.5:5432", "example.com"], &[]);
+        assert!(p.address_allowed("example.com", 5432, ip("10.0.0.5")));
+        assert!(!p.address_allowed("example.com", 22, ip("10.0.0.5")));
+    }
+
+    #[test]
+    fn a_tcp_rule_naming_a_service_may_reach_its_private_address() {
+        let p = policy(&["tcp:db.internal:5432", "web.internal"], &[]);
+        assert!(p.address_allowed("db.internal", 5432, ip("10.0.0.9")));
+        assert!(!p.address_allowed("db.internal", 5433, ip("10.0.0.9")));
+        // A domain rule alone is what DNS rebinding abuses.
+        assert!(!p.address_allowed("web.internal", 80, ip("10.0.0.9")));
+    }
+
+    #[test]
+    fn a_deny_rule_naming_the_resolved_address_refuses_it() {
+        let mut p = policy(&["*.example.com"], &["93.184.216.34"]);
+        assert!(!p.address_allowed("www.example.com", 443, ip("93.184.216.34")));
+        p.allow_private_destinations = true;
+        assert!(!p.address_allowed("www.example.com", 443, ip("93.184.216.34")));
+        assert!(p.address_allowed("www.example.com", 443, ip("93.184.216.35")));
     }
 
     #[test]
@@ -236,13 +277,13 @@ mod tests {
         let mut p = policy(&["db.local"], &[]);
         p.resolve
             .insert("db.local".into(), "10.1.1.1".parse().unwrap());
-        assert!(p.address_allowed("DB.local.", "10.1.1.1".parse().unwrap()));
+        assert!(p.address_allowed("DB.local.", 5432, ip("10.1.1.1")));
         assert_eq!(
             p.resolve_override("db.local"),
             Some("10.1.1.1".parse().unwrap())
         );
-        assert!(!p.address_allowed("db.local", "10.1.1.2".parse().unwrap()));
+        assert!(!p.address_allowed("db.local", 5432, ip("10.1.1.2")));
         p.allow_private_destinations = true;
-        assert!(p.address_allowed("db.local", "10.1.1.2".parse().unwrap()));
+        assert!(p.address_allowed("db.local", 5432, ip("10.1.1.2")));
     }
 }

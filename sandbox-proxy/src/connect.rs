@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use sandbox_policy::{DecisionReason, Host, NetTarget, NetworkPolicy};
+use sandbox_policy::DecisionReason;
 use tokio::net::TcpStream;
 
 use crate::config::Snapshot;
@@ -113,10 +113,9 @@ pub(crate) async fn dial_allowed(
             kind: io::ErrorKind::NotFound,
         })?;
 
-    let tcp_rule = named_by_tcp_rule(&snap.policy, host, port);
     let (usable, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
         .into_iter()
-        .partition(|a| tcp_rule || snap.policy.address_allowed(host, a.ip()));
+        .partition(|a| snap.policy.address_allowed(host, port, a.ip()));
     if usable.is_empty() {
         let list: Vec<String> = refused.iter().map(|a| a.ip().to_string()).collect();
         let plural = if list.len() == 1 { "" } else { "es" };
@@ -156,23 +155,6 @@ pub(crate) async fn dial_allowed(
         target,
         kind,
     })
-}
-
-/// Whether an allow rule of the form `tcp:HOST:PORT` covers `host:port`.
-///
-/// [`NetworkPolicy::address_allowed`] lets a private address through only when a
-/// rule names the address itself (or `localhost`), so `tcp:db.internal:5432` would
-/// be useless for a database on a private network. A `tcp:` rule names one service
-/// explicitly, which is as deliberate as naming its address, so it may reach
-/// private addresses; `domain:` rules may not.
-fn named_by_tcp_rule(policy: &NetworkPolicy, host: &str, port: u16) -> bool {
-    let Ok(parsed) = Host::parse(host) else {
-        return false;
-    };
-    policy
-        .allow
-        .iter()
-        .any(|r| matches!(r.target, NetTarget::Tcp { .. }) && r.target.matches(&parsed, port))
 }
 
 #[cfg(test)]

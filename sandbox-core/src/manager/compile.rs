@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use sandbox_policy::{Layer, Origin, PathPattern, PathRule};
 
+use super::artifact::{check_artifact, ArtifactError, ArtifactKind};
 use super::error::{ManagerError, Result};
 use super::Manager;
 use crate::{Command, EvalRequest, Executor, Outcome};
@@ -39,6 +40,22 @@ impl CompileInfo {
     /// True when the build exited 0.
     pub fn success(&self) -> bool {
         self.outcome.status.success()
+    }
+
+    /// Checks that the build produced artifacts and that each is
+    /// well-formed for its kind ([`check_artifact`]): their kinds, or the
+    /// first problem.
+    pub fn validate(&self) -> std::result::Result<Vec<(PathBuf, ArtifactKind)>, ArtifactError> {
+        if self.artifacts.is_empty() {
+            return Err(ArtifactError {
+                path: PathBuf::from("(output directory)"),
+                problem: "the build produced no artifact".into(),
+            });
+        }
+        self.artifacts
+            .iter()
+            .map(|path| check_artifact(path).map(|kind| (path.clone(), kind)))
+            .collect()
     }
 }
 

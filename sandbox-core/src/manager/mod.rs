@@ -36,6 +36,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod artifact;
 mod compile;
 mod error;
 mod events;
@@ -58,6 +59,7 @@ use std::time::SystemTime;
 
 use sandbox_policy::{Layer, Origin, PathPattern, PathRule, Policy};
 
+pub use artifact::{check_artifact, ArtifactError, ArtifactKind};
 pub use compile::{CompileInfo, OUTPUT_DIR_ENV};
 pub use error::{ManagerError, Result};
 pub use events::{EventKind, ManagerEvent};

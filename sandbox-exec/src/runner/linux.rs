@@ -53,9 +53,9 @@ pub(super) fn run() -> i32 {
     if frame::write_sync(&mut stream, &hello).is_err() {
         return BROKEN;
     }
-    let moves = cgroup_moves();
-    // Init is forked into the spare's cgroups: the runner moves in first.
-    if let Err(reason) = move_into(moves.iter().map(|(into, _)| into)) {
+    // Init is forked into the spare's cgroups: the runner moves in first
+    // (and stays: moving it out again would cost another migration).
+    if let Err(reason) = move_into(&cgroup_procs()) {
         let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
         return BROKEN;
     }
@@ -103,13 +103,6 @@ pub(super) fn run() -> i32 {
                 unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
             }
             drop(null);
-            // The runner itself does not count against the evaluation's limits.
-            if let Err(reason) = move_into(moves.iter().map(|(_, back)| back)) {
-                let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
-                // SAFETY: kills the init we just forked.
-                unsafe { libc::kill(child.as_raw(), libc::SIGKILL) };
-                return BROKEN;
-            }
             let started = Report::Started {
                 init_pid: child.as_raw() as u32,
             };
@@ -128,20 +121,17 @@ pub(super) fn run() -> i32 {
     }
 }
 
-/// The cgroup moves [`CGROUP_ENV`] asks for.
-fn cgroup_moves() -> Vec<(String, String)> {
+/// The `cgroup.procs` files [`CGROUP_ENV`] names.
+fn cgroup_procs() -> Vec<String> {
     std::env::var(CGROUP_ENV)
         .unwrap_or_default()
         .lines()
-        .filter_map(|line| {
-            let (into, back) = line.split_once('\t')?;
-            Some((into.to_string(), back.to_string()))
-        })
+        .map(str::to_string)
         .collect()
 }
 
 /// Moves this process into each cgroup whose `cgroup.procs` is given.
-fn move_into<'a>(procs: impl Iterator<Item = &'a String>) -> Result<(), String> {
+fn move_into(procs: &[String]) -> Result<(), String> {
     for file in procs {
         // "0" is the writing process itself.
         std::fs::write(file, "0")

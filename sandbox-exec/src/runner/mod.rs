@@ -39,9 +39,8 @@ pub(crate) const USERNS_ENV: &str = "SANDBOX_RUNNER_USERNS";
 /// policy-independent part of the sandbox (namespaces, read-only host,
 /// private /tmp and /dev, /proc, loopback) before the job arrives.
 pub(crate) const CONFINED_ENV: &str = "SANDBOX_RUNNER_CONFINED";
-/// Set for a spare with cgroups of its own: lines `INTO<TAB>BACK`, the
-/// `cgroup.procs` files the runner moves into before forking init (which
-/// stays there) and back to after.
+/// Set for a spare with cgroups of its own: one `cgroup.procs` file per
+/// line, which the runner moves into before forking init.
 pub(crate) const CGROUP_ENV: &str = "SANDBOX_RUNNER_CGROUP";
 /// The executor's pid, so the runner can tell if its parent died before it
 /// armed its parent-death signal.

@@ -77,13 +77,14 @@ impl FsView for HostFsWithoutStandIns {
 }
 
 /// A stand-in's signature: ours, its mode untouched, a file never written to
-/// or a directory without subdirectories.
+/// or a directory without subdirectories (two links; none while another
+/// evaluation is removing it, when it must read as missing too).
 fn looks_like_stand_in(meta: &std::fs::Metadata) -> bool {
     // SAFETY: geteuid cannot fail.
     let ours = meta.uid() == unsafe { libc::geteuid() };
     let mode = meta.mode() & 0o7777;
     ours && if meta.is_dir() {
-        mode == DIR_MODE && meta.nlink() == 2
+        mode == DIR_MODE && meta.nlink() <= 2
     } else {
         meta.is_file() && mode == FILE_MODE && meta.len() == 0
     }

@@ -60,6 +60,7 @@ impl ServiceProcess for ChildService {
         Ok(status.map(|s| ServiceExit {
             code: s.code(),
             signal: s.signal(),
+            limit: None,
         }))
     }
 
@@ -183,7 +184,8 @@ fn a_service_that_crashes_once_is_restarted_after_the_backoff() {
         EventKind::ServiceCrashed {
             exit: ServiceExit {
                 code: Some(7),
-                signal: None
+                signal: None,
+                limit: None
             }
         }
     );

@@ -21,7 +21,7 @@ use std::time::Duration;
 use sandbox_core::manager::{
     ControlChannel, LaunchError, ServiceExit, ServiceLaunch, ServiceLauncher, ServiceProcess,
 };
-use sandbox_core::{EvalRequest, Termination, ViolationLog};
+use sandbox_core::{EvalRequest, LimitKind, Termination, ViolationLog};
 use tokio::runtime::Runtime;
 use tracing::debug;
 
@@ -219,6 +219,8 @@ pub struct ConfinedService {
     stderr: Arc<Mutex<VecDeque<u8>>>,
     cgroup: Option<Cgroup>,
     stand_ins: StandIns,
+    /// The limit that ended it, once judged.
+    limit: Option<Option<LimitKind>>,
     /// Answers its denied calls and serves its proxy bridge while it runs.
     _attached: crate::evaluation::Attached,
     /// Reads the final report; kept alive as long as the service, even when
@@ -254,6 +256,7 @@ impl ConfinedService {
             stderr,
             cgroup: started.cgroup,
             stand_ins: started.stand_ins,
+            limit: None,
             _attached: started.attached,
             _runtime: runtime,
         }
@@ -288,12 +291,19 @@ impl ServiceProcess for ConfinedService {
     }
 
     fn try_wait(&mut self) -> std::io::Result<Option<ServiceExit>> {
-        let exit = self.exit();
-        if exit.is_some() && (self.cgroup.is_some() || !self.stand_ins.is_empty()) {
+        let Some(mut exit) = self.exit() else {
+            return Ok(None);
+        };
+        // Judged once, while the cgroups and their counters still exist.
+        let limit = *self
+            .limit
+            .get_or_insert_with(|| limit_of(self.cgroup.as_ref(), &exit));
+        exit.limit = limit;
+        if self.cgroup.is_some() || !self.stand_ins.is_empty() {
             // Init reports after everything else of the service is gone.
             self.clean_up();
         }
-        Ok(exit)
+        Ok(Some(exit))
     }
 
     fn kill(&mut self) -> std::io::Result<()> {
@@ -308,6 +318,7 @@ impl ServiceProcess for ConfinedService {
         exit.get_or_insert(ServiceExit {
             code: None,
             signal: Some(libc::SIGKILL),
+            limit: None,
         });
         Ok(())
     }
@@ -343,10 +354,12 @@ async fn read_exit(stream: &mut interprocess::local_socket::tokio::Stream) -> Se
                     Termination::Exited(code) => ServiceExit {
                         code: Some(code),
                         signal: None,
+                        limit: None,
                     },
                     Termination::Signaled(signal) => ServiceExit {
                         code: None,
                         signal: Some(signal),
+                        limit: None,
                     },
                 }
             }
@@ -355,6 +368,7 @@ async fn read_exit(stream: &mut interprocess::local_socket::tokio::Stream) -> Se
                 return ServiceExit {
                     code: Some(code),
                     signal: None,
+                    limit: None,
                 };
             }
             Ok(Report::Failed { reason }) => {
@@ -362,6 +376,7 @@ async fn read_exit(stream: &mut interprocess::local_socket::tokio::Stream) -> Se
                 return ServiceExit {
                     code: Some(125),
                     signal: None,
+                    limit: None,
                 };
             }
             Ok(other) => {
@@ -372,9 +387,25 @@ async fn read_exit(stream: &mut interprocess::local_socket::tokio::Stream) -> Se
                 return ServiceExit {
                     code: None,
                     signal: Some(libc::SIGKILL),
+                    limit: None,
                 }
             }
         }
+    }
+}
+
+/// The resource limit that ended a service, from its cgroups' counters and
+/// the rlimit signals: the resource monitor's verdict.
+fn limit_of(cgroup: Option<&Cgroup>, exit: &ServiceExit) -> Option<LimitKind> {
+    let stats = cgroup.map(Cgroup::stats).unwrap_or_default();
+    if stats.oom_kills > 0 {
+        return Some(LimitKind::Memory);
+    }
+    match exit.signal {
+        Some(libc::SIGXCPU) => Some(LimitKind::CpuTime),
+        Some(libc::SIGXFSZ) => Some(LimitKind::FileSize),
+        _ if stats.pids_refused > 0 => Some(LimitKind::Pids),
+        _ => None,
     }
 }
 

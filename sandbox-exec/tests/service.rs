@@ -12,7 +12,8 @@ use common::{executor, processes_tagged, unique_tag};
 use sandbox_core::manager::{
     Manager, ReloadOptions, SandboxSpec, ServiceProcess, ServiceSpec, ServiceStatus,
 };
-use sandbox_exec::{Command, ConfinedLauncher, EvalRequest};
+use sandbox_core::LimitKind;
+use sandbox_exec::{Command, ConfinedLauncher, EvalRequest, Limits};
 use sandbox_policy::{Context, HostFs, Policy};
 
 fn workspace() -> tempfile::TempDir {
@@ -108,6 +109,42 @@ fn a_service_that_exits_reports_its_code() {
 }
 
 #[test]
+fn a_service_ended_by_its_memory_limit_says_so() {
+    let request = EvalRequest::new(Command::argv([
+        "/usr/bin/python3",
+        "-c",
+        "chunks = []\nwhile True: chunks.append(bytearray(16 << 20))",
+    ]))
+    .limits(Limits {
+        memory: Some(64 << 20),
+        ..Limits::default()
+    });
+    let mut service = launcher().spawn(request).unwrap();
+    let exit = wait_exit(&mut service);
+    if common::is_root() {
+        // The cgroup's OOM killer, counted: a limit, not a crash.
+        assert_eq!(exit.limit, Some(LimitKind::Memory), "{exit}");
+        assert!(exit.to_string().ends_with("(memory limit)"), "{exit}");
+    } else {
+        // RLIMIT_AS: the allocation fails inside Python (MemoryError), which
+        // exits 1; nothing tells that apart from any other failure.
+        assert_eq!(exit.code, Some(1), "{exit}");
+    }
+}
+
+#[test]
+fn a_service_that_exits_on_its_own_is_no_limit_hit() {
+    let mut service = launcher()
+        .spawn(EvalRequest::new(Command::shell("exit 0")).limits(Limits {
+            memory: Some(64 << 20),
+            pids: Some(8),
+            ..Limits::default()
+        }))
+        .unwrap();
+    assert_eq!(wait_exit(&mut service).limit, None);
+}
+
+#[test]
 fn killing_a_service_leaves_none_of_its_processes() {
     let dir = workspace();
     let tag = unique_tag("service");
@@ -198,4 +235,37 @@ fn the_manager_supervises_a_confined_service_and_migrates_its_state() {
     );
     manager.stop_service("counter").unwrap();
     manager.destroy("counter").unwrap();
+}
+
+#[test]
+fn the_manager_records_a_service_killed_by_its_memory_limit() {
+    if !common::is_root() {
+        // Without cgroups the memory limit is RLIMIT_AS, which fails the
+        // allocation instead of killing: no limit event to tell apart.
+        return;
+    }
+    let state = workspace();
+    let manager = Manager::open(state.path().join("state"))
+        .unwrap()
+        .with_launcher(Arc::new(launcher()));
+    let events = manager.subscribe();
+    let hog = "chunks = []\nwhile True: chunks.append(bytearray(16 << 20))";
+    let spec = SandboxSpec::new(writable(state.path()))
+        .limits(Limits {
+            memory: Some(64 << 20),
+            ..Limits::default()
+        })
+        .service(ServiceSpec::new(["/usr/bin/python3", "-c", hog]));
+    manager.create("hog", spec).unwrap();
+    manager.start_service("hog").unwrap();
+    let crashed = loop {
+        let event = events.recv_timeout(Duration::from_secs(20)).unwrap();
+        if let sandbox_core::manager::EventKind::ServiceCrashed { exit } = event.kind {
+            break exit;
+        }
+    };
+    assert_eq!(crashed.limit, Some(LimitKind::Memory), "{crashed}");
+    manager.stop_service("hog").unwrap();
+    assert!(manager.info("hog").unwrap().metrics.limit_hits >= 1);
+    manager.destroy("hog").unwrap();
 }

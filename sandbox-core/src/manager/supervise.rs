@@ -33,14 +33,23 @@ pub struct ServiceExit {
     pub code: Option<i32>,
     /// The signal that killed it, when it was killed.
     pub signal: Option<i32>,
+    /// The resource limit that ended it, when the launcher knows (the
+    /// memory cgroup's OOM killer, the pids limit refusing a fork, the CPU or
+    /// file-size rlimit's signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::LimitKind>,
 }
 
 impl std::fmt::Display for ServiceExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.code, self.signal) {
-            (Some(code), _) => write!(f, "exited with code {code}"),
-            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
-            (None, None) => f.write_str("ended"),
+            (Some(code), _) => write!(f, "exited with code {code}")?,
+            (None, Some(signal)) => write!(f, "killed by signal {signal}")?,
+            (None, None) => f.write_str("ended")?,
+        }
+        match self.limit {
+            Some(limit) => write!(f, " ({limit} limit)"),
+            None => Ok(()),
         }
     }
 }
@@ -399,7 +408,13 @@ impl Core {
 
     /// Records a crash (or a failed restart) and picks what comes next.
     pub(crate) fn crashed(&self, slot: &mut Slot, exit: Option<ServiceExit>, why: String) {
-        self.count(|m| m.service_crashes += 1);
+        let limit_hit = exit.is_some_and(|e| e.limit.is_some());
+        self.count(|m| {
+            m.service_crashes += 1;
+            if limit_hit {
+                m.limit_hits += 1;
+            }
+        });
         if let Some(exit) = exit {
             self.shared
                 .emit(&self.name, EventKind::ServiceCrashed { exit });

@@ -433,12 +433,32 @@ fn compile_writes_only_to_its_output_directory() {
         "cp prog.txt \"$SANDBOX_OUTPUT_DIR/prog.out\"; { echo x > beside-the-source; } 2>/dev/null || echo refused",
     ]);
     assert!(done.stdout.starts_with("refused\n"), "{done:?}");
-    assert!(done.stdout.contains("  prog.out\n"), "{done:?}");
+    assert!(done.stdout.contains("  prog.out (Other)\n"), "{done:?}");
     assert_eq!(
         std::fs::read_to_string(src.join("build/prog.out")).unwrap(),
         "source\n"
     );
     assert!(!src.join("beside-the-source").exists());
+}
+
+#[test]
+fn a_build_whose_artifact_is_malformed_fails_validation() {
+    let env = Env::new();
+    env.ok(["create", "demo"]);
+    // Exits 0, but its "binary" is neither ELF nor a script.
+    let done = env.run([
+        "compile",
+        "demo",
+        "--",
+        "echo junk > \"$SANDBOX_OUTPUT_DIR/prog\"; chmod +x \"$SANDBOX_OUTPUT_DIR/prog\"; echo '{}' > \"$SANDBOX_OUTPUT_DIR/meta.json\"",
+    ]);
+    assert_eq!(done.code, 1, "{done:?}");
+    assert!(
+        done.stdout
+            .contains("prog: is executable but neither an ELF binary nor a #! script"),
+        "{done:?}"
+    );
+    assert!(done.stdout.contains("meta.json (Json)"), "{done:?}");
 }
 
 #[test]

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use sandbox_core::manager::{
-    validate_sandbox_name, Manager, ManagerError, RestartStrategy, SandboxSpec, ServiceSpec,
-    StateDir,
+    check_artifact, validate_sandbox_name, ArtifactError, ArtifactKind, Manager, ManagerError,
+    RestartStrategy, SandboxSpec, ServiceSpec, StateDir,
 };
 use sandbox_core::{Command, EvalRequest, Limits, Outcome};
 use sandbox_exec::{Executor, NoObserver, Observer, OutputStream};
@@ -451,9 +451,24 @@ fn compile(state: &State, args: CompileArgs) -> anyhow::Result<i32> {
         record(state, name, &outcome);
     }
     let artifacts = artifacts(&out_dir)?;
+    // A build that exits 0 must also have produced well-formed artifacts.
+    let checks: Vec<(PathBuf, Result<ArtifactKind, ArtifactError>)> = artifacts
+        .iter()
+        .map(|a| (a.clone(), check_artifact(a)))
+        .collect();
+    let malformed = outcome.status.success()
+        && (artifacts.is_empty() || checks.iter().any(|(_, c)| c.is_err()));
     if args.json {
+        let validation: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|(path, check)| match check {
+                Ok(kind) => serde_json::json!({"path": path, "kind": format!("{kind:?}")}),
+                Err(e) => serde_json::json!({"path": path, "problem": e.problem}),
+            })
+            .collect();
         let value = serde_json::json!({
             "artifacts": artifacts,
+            "validation": validation,
             "output": outcome.output_text(),
             "duration_ms": outcome.wall_time.as_millis() as u64,
             "output_dir": out_dir,
@@ -466,8 +481,15 @@ fn compile(state: &State, args: CompileArgs) -> anyhow::Result<i32> {
             sandbox_core::format_duration(outcome.wall_time),
             out_dir.display()
         );
-        for a in &artifacts {
-            println!("  {}", a.strip_prefix(&out_dir).unwrap_or(a).display());
+        for (a, check) in &checks {
+            let shown = a.strip_prefix(&out_dir).unwrap_or(a).display();
+            match check {
+                Ok(kind) => println!("  {shown} ({kind:?})"),
+                Err(e) => println!("  {shown}: {}", e.problem),
+            }
+        }
+        if artifacts.is_empty() {
+            eprintln!("sandbox: the build produced no artifact");
         }
     } else {
         eprintln!(
@@ -475,6 +497,9 @@ fn compile(state: &State, args: CompileArgs) -> anyhow::Result<i32> {
             render::status_text(&outcome.status),
             out_dir.display()
         );
+    }
+    if malformed {
+        return Ok(1);
     }
     Ok(outcome.exit_code())
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use sandbox_core::{Command, EvalRequest, Limits};
 use sandbox_exec::{Executor, NoObserver, Observer, OutputStream};
 
-use crate::args::{EnvArg, RunArgs, StdinSource};
+use crate::args::{EnvArg, Protections, RunArgs, StdinSource};
 use crate::render::{self, RequestFacts};
 
 /// Exit status when the sandbox itself failed (shell convention, as `timeout(1)`).
@@ -86,6 +86,35 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
     Ok(outcome.exit_code())
 }
 
+/// The options `run` shares with `exec`: protections accepted as weaker,
+/// setup steps and environment.
+pub fn with_shared_options(
+    mut request: EvalRequest,
+    accept_weaker: &[Protections],
+    setup: &[String],
+    env: &[EnvArg],
+) -> EvalRequest {
+    for protection in accept_weaker.iter().flat_map(|p| &p.0) {
+        request = request.accept_weaker(*protection);
+    }
+    for step in setup {
+        request = request.setup(Command::shell(step.as_str()));
+    }
+    for entry in env {
+        match entry {
+            EnvArg::Set(key, value) => request = request.env(key.as_str(), value.as_str()),
+            // Allowlisting rather than copying the value keeps "only when set"
+            // and non-UTF-8 values the executor's business, as for PATH or HOME.
+            EnvArg::PassThrough(key) => {
+                if !request.env_allowlist.contains(key) {
+                    request.env_allowlist.push(key.clone());
+                }
+            }
+        }
+    }
+    request
+}
+
 /// Builds the request `args` describe, with `stdin` already read. Pure: the
 /// host environment is consulted later, by the executor, through the allowlist.
 pub fn build_request(args: &RunArgs, stdin: Vec<u8>) -> EvalRequest {
@@ -104,24 +133,7 @@ pub fn build_request(args: &RunArgs, stdin: Vec<u8>) -> EvalRequest {
             open_files: args.open_files,
         })
         .stdin(stdin);
-    for protection in args.accept_weaker.iter().flat_map(|p| &p.0) {
-        request = request.accept_weaker(*protection);
-    }
-    for step in &args.setup {
-        request = request.setup(Command::shell(step.as_str()));
-    }
-    for entry in &args.env {
-        match entry {
-            EnvArg::Set(key, value) => request = request.env(key.as_str(), value.as_str()),
-            // Allowlisting rather than copying the value keeps "only when set"
-            // and non-UTF-8 values the executor's business, as for PATH or HOME.
-            EnvArg::PassThrough(key) => {
-                if !request.env_allowlist.contains(key) {
-                    request.env_allowlist.push(key.clone());
-                }
-            }
-        }
-    }
+    request = with_shared_options(request, &args.accept_weaker, &args.setup, &args.env);
     if let Some(cwd) = &args.cwd {
         request = request.cwd(cwd);
     }

@@ -2,8 +2,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,12 +16,11 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sandbox_policy::NetworkPolicy;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{ProxyConfig, Snapshot};
 use crate::connect::{self, Refusal, Upstream};
 use crate::error::ProxyError;
-use crate::server::{ListenAddr, Listener, Protocol, ProxyHandle, Server, Shutdown, Stream};
+use crate::server::{Protocol, Server, Shutdown, Stream};
 use crate::tunnel::splice;
 
 /// How long a client may take to send a request head, so a silent connection does
@@ -44,66 +41,7 @@ pub struct HttpProxy {
     server: Server<Http>,
 }
 
-impl HttpProxy {
-    /// Binds to a TCP address (port 0 picks a free port; see
-    /// [`HttpProxy::local_addr`]).
-    pub async fn bind(addr: SocketAddr, config: ProxyConfig) -> Result<Self, ProxyError> {
-        let listener = Listener::bind_tcp(Http::NAME, addr).await?;
-        Self::from_listener(listener, config)
-    }
-
-    /// Binds to a Unix socket path (which must not exist yet).
-    pub fn bind_unix(path: impl AsRef<Path>, config: ProxyConfig) -> Result<Self, ProxyError> {
-        let listener = Listener::bind_unix(Http::NAME, path.as_ref())?;
-        Self::from_listener(listener, config)
-    }
-
-    /// Serves on a TCP listener bound elsewhere.
-    pub fn from_tcp(listener: TcpListener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Self::from_listener(Listener::Tcp(listener), config)
-    }
-
-    /// Serves on a Unix listener bound elsewhere (e.g. the sandbox bridge's socket).
-    pub fn from_unix(listener: UnixListener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Self::from_listener(Listener::Unix(listener), config)
-    }
-
-    fn from_listener(listener: Listener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Ok(HttpProxy {
-            server: Server::new(Http { config }, listener)?,
-        })
-    }
-
-    /// Where the proxy listens.
-    pub fn local_addr(&self) -> &ListenAddr {
-        &self.server.addr
-    }
-
-    /// The configuration it decides with (clones share state: see [`ProxyConfig`]).
-    pub fn config(&self) -> &ProxyConfig {
-        &self.server.protocol.config
-    }
-
-    /// Starts accepting in a background task (on the current tokio runtime).
-    pub fn spawn(self) -> ProxyHandle {
-        self.server.spawn()
-    }
-
-    /// Accepts until `stop` resolves, then shuts down as
-    /// [`ProxyHandle::shutdown`] does.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) {
-        self.server.run_until(stop).await
-    }
-
-    /// Serves one connection accepted elsewhere, e.g. a stream the sandbox's
-    /// in-namespace bridge relays, until the client closes it.
-    pub async fn serve_connection<S: Stream>(
-        config: &ProxyConfig,
-        stream: S,
-    ) -> Result<(), ProxyError> {
-        serve(config.clone(), stream, Shutdown::never()).await
-    }
-}
+crate::server::proxy_api!(HttpProxy, Http);
 
 #[derive(Clone)]
 struct Http {

@@ -287,3 +287,97 @@ impl Drop for ProxyHandle {
         let _ = self.shutdown.send(true);
     }
 }
+
+/// The public face both proxies share (binding, serving, one connection at a
+/// time), written once: `$proxy` wraps a `Server<$protocol>`, whose protocol
+/// is built from a [`ProxyConfig`](crate::ProxyConfig) as `$protocol { config }`.
+macro_rules! proxy_api {
+    ($proxy:ident, $protocol:ident) => {
+        impl $proxy {
+            /// Binds to a TCP address (port 0 picks a free port; see
+            /// `local_addr`).
+            pub async fn bind(
+                addr: std::net::SocketAddr,
+                config: $crate::ProxyConfig,
+            ) -> Result<Self, $crate::ProxyError> {
+                let listener = $crate::server::Listener::bind_tcp(
+                    <$protocol as $crate::server::Protocol>::NAME,
+                    addr,
+                )
+                .await?;
+                Self::from_listener(listener, config)
+            }
+
+            /// Binds to a Unix socket path (which must not exist yet).
+            pub fn bind_unix(
+                path: impl AsRef<std::path::Path>,
+                config: $crate::ProxyConfig,
+            ) -> Result<Self, $crate::ProxyError> {
+                let listener = $crate::server::Listener::bind_unix(
+                    <$protocol as $crate::server::Protocol>::NAME,
+                    path.as_ref(),
+                )?;
+                Self::from_listener(listener, config)
+            }
+
+            /// Serves on a TCP listener bound elsewhere.
+            pub fn from_tcp(
+                listener: tokio::net::TcpListener,
+                config: $crate::ProxyConfig,
+            ) -> Result<Self, $crate::ProxyError> {
+                Self::from_listener($crate::server::Listener::Tcp(listener), config)
+            }
+
+            /// Serves on a Unix listener bound elsewhere (e.g. the sandbox
+            /// bridge's socket).
+            pub fn from_unix(
+                listener: tokio::net::UnixListener,
+                config: $crate::ProxyConfig,
+            ) -> Result<Self, $crate::ProxyError> {
+                Self::from_listener($crate::server::Listener::Unix(listener), config)
+            }
+
+            fn from_listener(
+                listener: $crate::server::Listener,
+                config: $crate::ProxyConfig,
+            ) -> Result<Self, $crate::ProxyError> {
+                Ok($proxy {
+                    server: $crate::server::Server::new($protocol { config }, listener)?,
+                })
+            }
+
+            /// Where the proxy listens.
+            pub fn local_addr(&self) -> &$crate::server::ListenAddr {
+                &self.server.addr
+            }
+
+            /// The configuration it decides with (clones share state: see
+            /// [`ProxyConfig`]($crate::ProxyConfig)).
+            pub fn config(&self) -> &$crate::ProxyConfig {
+                &self.server.protocol.config
+            }
+
+            /// Starts accepting in a background task (on the current tokio
+            /// runtime).
+            pub fn spawn(self) -> $crate::server::ProxyHandle {
+                self.server.spawn()
+            }
+
+            /// Accepts until `stop` resolves, then shuts down as
+            /// [`ProxyHandle::shutdown`]($crate::server::ProxyHandle::shutdown) does.
+            pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+                self.server.run_until(stop).await
+            }
+
+            /// Serves one connection accepted elsewhere (e.g. by the sandbox's
+            /// bridge) until it ends.
+            pub async fn serve_connection<S: $crate::server::Stream>(
+                config: &$crate::ProxyConfig,
+                stream: S,
+            ) -> Result<(), $crate::ProxyError> {
+                serve(config.clone(), stream, $crate::server::Shutdown::never()).await
+            }
+        }
+    };
+}
+pub(crate) use proxy_api;

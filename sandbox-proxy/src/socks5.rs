@@ -3,16 +3,14 @@
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::ProxyConfig;
 use crate::connect::{self, Refusal};
 use crate::error::{ProxyError, SocksError};
-use crate::server::{ListenAddr, Listener, Protocol, ProxyHandle, Server, Shutdown, Stream};
+use crate::server::{Protocol, Server, Shutdown, Stream};
 use crate::tunnel::splice;
 
 /// How long a client may take from connecting to sending its CONNECT request.
@@ -51,66 +49,7 @@ pub struct Socks5Proxy {
     server: Server<Socks5>,
 }
 
-impl Socks5Proxy {
-    /// Binds to a TCP address (port 0 picks a free port; see
-    /// [`Socks5Proxy::local_addr`]).
-    pub async fn bind(addr: SocketAddr, config: ProxyConfig) -> Result<Self, ProxyError> {
-        let listener = Listener::bind_tcp(Socks5::NAME, addr).await?;
-        Self::from_listener(listener, config)
-    }
-
-    /// Binds to a Unix socket path (which must not exist yet).
-    pub fn bind_unix(path: impl AsRef<Path>, config: ProxyConfig) -> Result<Self, ProxyError> {
-        let listener = Listener::bind_unix(Socks5::NAME, path.as_ref())?;
-        Self::from_listener(listener, config)
-    }
-
-    /// Serves on a TCP listener bound elsewhere.
-    pub fn from_tcp(listener: TcpListener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Self::from_listener(Listener::Tcp(listener), config)
-    }
-
-    /// Serves on a Unix listener bound elsewhere (e.g. the sandbox bridge's socket).
-    pub fn from_unix(listener: UnixListener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Self::from_listener(Listener::Unix(listener), config)
-    }
-
-    fn from_listener(listener: Listener, config: ProxyConfig) -> Result<Self, ProxyError> {
-        Ok(Socks5Proxy {
-            server: Server::new(Socks5 { config }, listener)?,
-        })
-    }
-
-    /// Where the proxy listens.
-    pub fn local_addr(&self) -> &ListenAddr {
-        &self.server.addr
-    }
-
-    /// The configuration it decides with (clones share state: see [`ProxyConfig`]).
-    pub fn config(&self) -> &ProxyConfig {
-        &self.server.protocol.config
-    }
-
-    /// Starts accepting in a background task (on the current tokio runtime).
-    pub fn spawn(self) -> ProxyHandle {
-        self.server.spawn()
-    }
-
-    /// Accepts until `stop` resolves, then shuts down as
-    /// [`ProxyHandle::shutdown`] does.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) {
-        self.server.run_until(stop).await
-    }
-
-    /// Serves one connection accepted elsewhere, e.g. a stream the sandbox's
-    /// in-namespace bridge relays, until the tunnel closes.
-    pub async fn serve_connection<S: Stream>(
-        config: &ProxyConfig,
-        stream: S,
-    ) -> Result<(), ProxyError> {
-        serve(config.clone(), stream, Shutdown::never()).await
-    }
-}
+crate::server::proxy_api!(Socks5Proxy, Socks5);
 
 #[derive(Clone)]
 struct Socks5 {

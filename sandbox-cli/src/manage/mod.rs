@@ -301,22 +301,7 @@ fn exec(state: &State, args: ExecArgs) -> anyhow::Result<i32> {
         .on_output_limit(args.on_output_limit.into())
         .stdin(stdin);
     request.limits = limits(&args.limits, request.limits.clone());
-    for protection in args.accept_weaker.iter().flat_map(|p| &p.0) {
-        request = request.accept_weaker(*protection);
-    }
-    for step in &args.setup {
-        request = request.setup(Command::shell(step.as_str()));
-    }
-    for entry in &args.env {
-        match entry {
-            EnvArg::Set(k, v) => request = request.env(k.as_str(), v.as_str()),
-            EnvArg::PassThrough(k) => {
-                if !request.env_allowlist.contains(k) {
-                    request.env_allowlist.push(k.clone());
-                }
-            }
-        }
-    }
+    request = crate::run::with_shared_options(request, &args.accept_weaker, &args.setup, &args.env);
     let shown = if args.json {
         Shown::Json
     } else {

@@ -79,12 +79,27 @@ impl Drop for SpareCgroup {
     fn drop(&mut self) {
         if let Some(cgroup) = self.0.take() {
             // The runner is being killed with the rest of the spare and its
-            // init follows through its parent-death signal; the removal
-            // retries until they are gone, off the caller's thread.
-            let _ = std::thread::Builder::new()
-                .name("sandbox-reaper".into())
-                .spawn(move || cgroup.remove());
+            // init follows through its parent-death signal; the cgroups can
+            // go once they are empty, which [`remove_orphaned_cgroups`]
+            // waits for off the caller's path.
+            orphans().push(cgroup);
         }
+    }
+}
+
+/// Cgroups of spares dropped unused, waiting to be removed.
+fn orphans() -> std::sync::MutexGuard<'static, Vec<Cgroup>> {
+    static ORPHANS: std::sync::Mutex<Vec<Cgroup>> = std::sync::Mutex::new(Vec::new());
+    ORPHANS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the cgroups of spares dropped unused (each retries while its
+/// processes are still going): called by the pre-warming thread between
+/// spares, and by the pool when it is dropped, so none outlives the executor.
+pub(crate) fn remove_orphaned_cgroups() {
+    let orphaned = std::mem::take(&mut *orphans());
+    for cgroup in orphaned {
+        cgroup.remove();
     }
 }
 

@@ -182,6 +182,7 @@ impl Shared {
             }
             let (confined, limits) = (state.confined, state.limits);
             drop(state);
+            crate::launch::remove_orphaned_cgroups();
             let launched = self.launcher.launch(confined, self.spare_cgroup(limits));
             state = self.lock();
             match launched {
@@ -214,14 +215,8 @@ impl Drop for Pool {
         }
         // The spares go here rather than with the last reference to
         // `shared`, and their cgroups with them, waited for: a removal left
-        // to a thread would not survive the process exiting right after.
-        let spares = std::mem::take(&mut self.shared.lock().spares);
-        for mut spare in spares {
-            let cgroup = spare.cgroup.take();
-            drop(spare);
-            if let Some(cgroup) = cgroup {
-                cgroup.remove();
-            }
-        }
+        // for later would not survive the process exiting right after.
+        drop(std::mem::take(&mut self.shared.lock().spares));
+        crate::launch::remove_orphaned_cgroups();
     }
 }

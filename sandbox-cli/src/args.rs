@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sandbox_core::{OutputLimitAction, Protection, TruncateMode};
+use sandbox_core::{Limits, OutputLimitAction, Protection, TruncateMode};
 
 const ABOUT: &str = "Run untrusted commands in a fresh, confined child process, with hard limits.";
 
@@ -77,6 +77,43 @@ pub enum CliCommand {
     /// Named sandboxes: create, exec, deploy, rollback, snapshot, up, …
     #[command(flatten)]
     Manage(crate::manage::args::ManageCommand),
+}
+
+/// The resource limits of `run`, `exec` and `create` (a sandbox's own).
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// Memory limit of the whole evaluation.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub memory: Option<u64>,
+
+    /// CPU-time limit (user + system).
+    #[arg(long, value_name = "DUR", value_parser = positive_duration)]
+    pub cpu_time: Option<Duration>,
+
+    /// Maximum number of processes (and threads) alive at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pids: Option<u32>,
+
+    /// Largest file the command may write.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    pub file_size: Option<u64>,
+
+    /// Maximum number of open file descriptors per process.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub open_files: Option<u64>,
+}
+
+impl LimitArgs {
+    /// These limits over `base`, limit by limit.
+    pub fn over(&self, base: Limits) -> Limits {
+        Limits {
+            memory: self.memory.or(base.memory),
+            cpu_time: self.cpu_time.or(base.cpu_time),
+            pids: self.pids.or(base.pids),
+            file_size: self.file_size.or(base.file_size),
+            open_files: self.open_files.or(base.open_files),
+        }
+    }
 }
 
 /// `sandbox violations`.
@@ -239,25 +276,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ACTION", value_enum, default_value_t = OnOutputLimitArg::Truncate)]
     pub on_output_limit: OnOutputLimitArg,
 
-    /// Memory limit of the whole evaluation.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
-    pub memory: Option<u64>,
-
-    /// CPU-time limit (user + system).
-    #[arg(long, value_name = "DUR", value_parser = positive_duration)]
-    pub cpu_time: Option<Duration>,
-
-    /// Maximum number of processes (and threads) alive at once.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub pids: Option<u32>,
-
-    /// Largest file the command may write.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
-    pub file_size: Option<u64>,
-
-    /// Maximum number of open file descriptors per process.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub open_files: Option<u64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// A shell command run before the command, in the same fresh child
     /// (repeatable, run in order). Its output is shown only when it fails.
@@ -500,9 +520,9 @@ mod tests {
         .unwrap();
         assert_eq!(run.timeout, Duration::from_millis(1500));
         assert_eq!(run.max_output, 1024);
-        assert_eq!(run.memory, Some(256 << 20));
-        assert_eq!(run.cpu_time, Some(Duration::from_secs(2)));
-        assert_eq!(run.file_size, Some(1 << 20));
+        assert_eq!(run.limits.memory, Some(256 << 20));
+        assert_eq!(run.limits.cpu_time, Some(Duration::from_secs(2)));
+        assert_eq!(run.limits.file_size, Some(1 << 20));
     }
 
     #[test]
@@ -529,7 +549,7 @@ mod tests {
     fn zero_process_limits_are_refused() {
         assert!(parse(&["--pids", "0", "x"]).is_err());
         assert!(parse(&["--open-files", "0", "x"]).is_err());
-        assert_eq!(parse(&["--pids", "8", "x"]).unwrap().pids, Some(8));
+        assert_eq!(parse(&["--pids", "8", "x"]).unwrap().limits.pids, Some(8));
     }
 
     #[test]

@@ -125,13 +125,7 @@ pub fn build_request(args: &RunArgs, stdin: Vec<u8>) -> EvalRequest {
         .max_output(usize::try_from(args.max_output).unwrap_or(usize::MAX))
         .truncate_mode(args.truncate.into())
         .on_output_limit(args.on_output_limit.into())
-        .limits(Limits {
-            memory: args.memory,
-            cpu_time: args.cpu_time,
-            pids: args.pids,
-            file_size: args.file_size,
-            open_files: args.open_files,
-        })
+        .limits(args.limits.over(Limits::default()))
         .stdin(stdin);
     request = with_shared_options(request, &args.accept_weaker, &args.setup, &args.env);
     if let Some(cwd) = &args.cwd {

@@ -119,9 +119,39 @@ pub(crate) async fn attach(
     Ok(attached)
 }
 
+/// What an evaluation and a service prepare alike before a runner takes
+/// their job.
+pub(crate) struct Prepared {
+    /// The job.
+    pub job: Job,
+    /// The stand-ins its plan asked for, held.
+    pub stand_ins: crate::placeholder::StandIns,
+    /// The protections it runs without, as accepted.
+    pub weakened: Vec<sandbox_core::Weakening>,
+}
+
+/// The confinement of `request` on this machine, its stand-ins held, and
+/// its job (see [`job`]).
+pub(crate) fn prepare(
+    request: &EvalRequest,
+    argv: Vec<String>,
+    plan: &LimitPlan,
+) -> Result<Prepared, ExecError> {
+    let (mut confinement, weakened) = crate::protection::confinement(request)?;
+    let stand_ins = match &mut confinement {
+        Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
+        None => crate::placeholder::StandIns::default(),
+    };
+    Ok(Prepared {
+        job: job(request, argv, plan, confinement),
+        stand_ins,
+        weakened,
+    })
+}
+
 /// The job for `request`: its command (`argv`, validated), setup, environment
 /// and directory, the limits `plan`'s rlimits and the confinement.
-pub(crate) fn job(
+fn job(
     request: &EvalRequest,
     argv: Vec<String>,
     plan: &LimitPlan,
@@ -213,12 +243,12 @@ async fn run(
     observer: &mut dyn Observer,
     spare: Option<Launched>,
 ) -> Result<Outcome, Attempt> {
-    let (mut confinement, weakened) = crate::protection::confinement(request)?;
-    // Held until the evaluation's mount namespace is gone (see below).
-    let stand_ins = match &mut confinement {
-        Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
-        None => crate::placeholder::StandIns::default(),
-    };
+    // The stand-ins are held until the evaluation's mount namespace is gone.
+    let Prepared {
+        job,
+        stand_ins,
+        weakened,
+    } = prepare(request, argv, plan)?;
     let cgroup_procs = plan
         .cgroup
         .as_ref()
@@ -226,7 +256,6 @@ async fn run(
         .unwrap_or_default();
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + request.timeout);
-    let job = job(request, argv, plan, confinement);
     let HandedOver {
         launched,
         mut stream,

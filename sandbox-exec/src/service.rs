@@ -148,23 +148,22 @@ pub(crate) async fn start(
         privileged,
         spare.as_mut().map(|s| &mut s.cgroup),
     )?;
-    let (mut confinement, weakened) = crate::protection::confinement(&request)?;
+    let crate::evaluation::Prepared {
+        job,
+        stand_ins,
+        weakened,
+    } = crate::evaluation::prepare(&request, argv, &limits)?;
     if !weakened.is_empty() {
         debug!(
             ?weakened,
             "service runs with weaker confinement, as accepted"
         );
     }
-    let stand_ins = match &mut confinement {
-        Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
-        None => StandIns::default(),
-    };
     let cgroup_procs = limits
         .cgroup
         .as_ref()
         .map(|c| c.procs_files())
         .unwrap_or_default();
-    let job = crate::evaluation::job(&request, argv, &limits, confinement);
     let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
     let handed = match handover::hand_over(
         pool,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::args::{
-    env_entry, positive_duration, protections, size, EnvArg, OnOutputLimitArg, PolicyInputs,
-    Protections, StdinSource, TruncateArg,
+    env_entry, positive_duration, protections, size, EnvArg, LimitArgs, OnOutputLimitArg,
+    PolicyInputs, Protections, StdinSource, TruncateArg,
 };
 
 const MANAGE_HELP: &str = "\
@@ -136,30 +136,6 @@ pub struct NameJson {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Limits shared by `create` (the sandbox's own) and `exec` (for one run).
-#[derive(Debug, Clone, Default, Args)]
-pub struct LimitArgs {
-    /// Memory limit.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
-    pub memory: Option<u64>,
-
-    /// CPU-time limit (user + system).
-    #[arg(long, value_name = "DUR", value_parser = positive_duration)]
-    pub cpu_time: Option<Duration>,
-
-    /// Maximum number of processes (and threads) alive at once.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub pids: Option<u32>,
-
-    /// Largest file a process may write.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
-    pub file_size: Option<u64>,
-
-    /// Maximum number of open file descriptors per process.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub open_files: Option<u64>,
 }
 
 /// Arguments of `sandbox create`.

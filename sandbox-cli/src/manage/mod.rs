@@ -42,7 +42,7 @@ use sandbox_core::manager::{
 use sandbox_core::{Command, EvalRequest, Limits, Outcome};
 use sandbox_exec::{Executor, NoObserver, Observer, OutputStream};
 
-use self::args::{CompileArgs, CreateArgs, DeployArgs, ExecArgs, LimitArgs, ManageCommand};
+use self::args::{CompileArgs, CreateArgs, DeployArgs, ExecArgs, ManageCommand};
 use self::request::Request;
 use self::serve::Served;
 use crate::args::{EnvArg, StdinSource};
@@ -191,7 +191,7 @@ fn create_request(args: CreateArgs) -> anyhow::Result<Request> {
         crate::policy_cmd::print_warnings(&report.warnings);
         policy
     };
-    let mut spec = SandboxSpec::new(policy).limits(limits(&args.limits, Limits::default()));
+    let mut spec = SandboxSpec::new(policy).limits(args.limits.over(Limits::default()));
     if let Some(entry) = &args.entry {
         spec = spec.entry(["/bin/sh", "-c", entry]);
     }
@@ -229,17 +229,6 @@ fn create_request(args: CreateArgs) -> anyhow::Result<Request> {
         spec,
         json: args.json,
     })
-}
-
-/// `flags` over `base`, limit by limit.
-fn limits(flags: &LimitArgs, base: Limits) -> Limits {
-    Limits {
-        memory: flags.memory.or(base.memory),
-        cpu_time: flags.cpu_time.or(base.cpu_time),
-        pids: flags.pids.or(base.pids),
-        file_size: flags.file_size.or(base.file_size),
-        open_files: flags.open_files.or(base.open_files),
-    }
 }
 
 fn deploy_request(args: DeployArgs) -> anyhow::Result<Request> {
@@ -300,7 +289,7 @@ fn exec(state: &State, args: ExecArgs) -> anyhow::Result<i32> {
         .truncate_mode(args.truncate.into())
         .on_output_limit(args.on_output_limit.into())
         .stdin(stdin);
-    request.limits = limits(&args.limits, request.limits.clone());
+    request.limits = args.limits.over(request.limits.clone());
     request = crate::run::with_shared_options(request, &args.accept_weaker, &args.setup, &args.env);
     let shown = if args.json {
         Shown::Json

@@ -166,11 +166,26 @@ fn job(
         argv,
         setup: request.setup.iter().map(|s| s.to_argv()).collect(),
         env: env.into_iter().collect(),
-        cwd: request.cwd.clone(),
+        cwd: working_dir(request),
         rlimits: plan.rlimits.clone(),
         max_setup_output: request.max_output,
         confinement,
     }
+}
+
+/// Where the job runs: the request's directory, else the executor's own.
+///
+/// Always named, never inherited: a runner's inherited working directory
+/// lies on the host's mount *beneath* the sandbox's binds, so relative paths
+/// from it would bypass them — writes would hit the read-only host instead of
+/// a writable root, and reads would see through a mask (running `sandbox run`
+/// from inside a denied directory would let the job read it). Init changes
+/// into it after the mounts, where the path meets the sandbox's view.
+pub(crate) fn working_dir(request: &EvalRequest) -> Option<std::path::PathBuf> {
+    request
+        .cwd
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
 }
 
 fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {

@@ -122,7 +122,10 @@ pub(crate) fn confinement(
         return Ok((None, Vec::new()));
     }
     let mut plan = policy.linux_plan(&crate::placeholder::HostFsWithoutStandIns);
-    for dir in request.cwd.iter().chain(&request.visible) {
+    for dir in crate::evaluation::working_dir(request)
+        .iter()
+        .chain(&request.visible)
+    {
         keep_visible(&mut plan, policy, dir);
     }
     for gap in &plan.gaps {

@@ -56,7 +56,8 @@ pub(crate) type Attached = (Option<SyscallWatch>, Option<Bridge>);
 /// Takes the descriptors init passes before anything else of a confined
 /// job (the seccomp listener, unless the kernel has no user notification,
 /// then the bridge's two sockets when the policy allows network) and starts
-/// serving them.
+/// serving them. `init_pid`'s own calls (its mounts' mount points) are let
+/// through unjudged.
 pub(crate) async fn attach(
     stream: &Stream,
     job: &Job,
@@ -64,6 +65,7 @@ pub(crate) async fn attach(
     log: &Arc<ViolationLog>,
     deadline: tokio::time::Instant,
     spare: bool,
+    init_pid: u32,
 ) -> Result<Attached, Attempt> {
     let attached = match &job.confinement {
         None => (None, None),
@@ -104,6 +106,7 @@ pub(crate) async fn attach(
                     listener,
                     request,
                     confinement.plan.seccomp.allow_unix_sockets,
+                    init_pid,
                     Arc::clone(log),
                 )
             });
@@ -182,10 +185,7 @@ fn job(
 /// from inside a denied directory would let the job read it). Init changes
 /// into it after the mounts, where the path meets the sandbox's view.
 pub(crate) fn working_dir(request: &EvalRequest) -> Option<std::path::PathBuf> {
-    request
-        .cwd
-        .clone()
-        .or_else(|| std::env::current_dir().ok())
+    request.cwd.clone().or_else(|| std::env::current_dir().ok())
 }
 
 fn validate(request: &EvalRequest) -> Result<Vec<String>, ExecError> {
@@ -206,8 +206,7 @@ pub(crate) async fn evaluate(
     let name = format!("{}-{}", std::process::id(), request.id.0);
     // The spare is taken first: its init may already wait in cgroups that
     // then only need the limits.
-    let confined = !request.policy.is_unrestricted();
-    let mut spare = pool.take(confined);
+    let mut spare = pool.take(crate::launch::Preparation::for_policy(&request.policy));
     let mut plan = limits::plan(
         &request.limits,
         &name,
@@ -275,9 +274,10 @@ async fn run(
         launched,
         mut stream,
         init,
+        init_pid,
         spare,
     } = handover::hand_over(pool, &job, &cgroup_procs, plan.preattached, deadline, spare).await?;
-    let (watch, bridge) = attach(&stream, &job, request, log, deadline, spare).await?;
+    let (watch, bridge) = attach(&stream, &job, request, log, deadline, spare, init_pid).await?;
     let mut child = launched.process;
     observer.runner_started(child.pid());
     let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::frame::{self, FrameError};
-use crate::launch::Launched;
+use crate::launch::{Launched, Preparation};
 use crate::pidfd::Pidfd;
 use crate::prewarm::Pool;
 use crate::protocol::{Job, Report};
@@ -26,6 +26,8 @@ pub(crate) struct HandedOver {
     pub stream: Stream,
     /// Init, the root of the evaluation's process tree (if a pidfd could be had).
     pub init: Option<Pidfd>,
+    /// Init's pid, as the executor sees it.
+    pub init_pid: u32,
     /// Whether the runner was a spare (so may be replaced if lost early).
     pub spare: bool,
 }
@@ -51,7 +53,7 @@ pub(crate) async fn hand_over(
     deadline: Instant,
     spare: Option<Launched>,
 ) -> Result<HandedOver, ExecError> {
-    let confined = job.confinement.is_some();
+    let preparation = Preparation::of(job);
     if let Some(spare) = spare {
         let procs = if preattached { &[][..] } else { cgroup_procs };
         match try_runner(pool, spare, job, procs, deadline).await {
@@ -67,7 +69,7 @@ pub(crate) async fn hand_over(
             }
         }
     }
-    let fresh = pool.launcher().launch(confined, None)?;
+    let fresh = pool.launcher().launch(preparation, None)?;
     match try_runner(pool, fresh, job, cgroup_procs, deadline).await {
         Ok(runner) => Ok(runner),
         Err(Failure::Retry(error) | Failure::Fatal(error)) => Err(error),
@@ -100,7 +102,7 @@ async fn try_runner(
                 "it did not report its init within the evaluation's timeout".into(),
             ))
         })?;
-    let init = match report {
+    let (init, init_pid) = match report {
         Ok(Report::Started { init_pid }) => {
             // Moved in from here: a spare's init cannot reach the cgroup files
             // once its read-only view of the host is built.
@@ -112,9 +114,10 @@ async fn try_runner(
                     })
                 })?;
             }
-            Pidfd::open(init_pid)
+            let pidfd = Pidfd::open(init_pid)
                 .inspect_err(|error| warn!(init_pid, %error, "cannot open a pidfd for init"))
-                .ok()
+                .ok();
+            (pidfd, init_pid)
         }
         Ok(Report::Failed { reason }) => {
             return Err(Failure::Fatal(ExecError::RunnerFailed { reason }))
@@ -140,11 +143,12 @@ async fn try_runner(
         .await
         .map_err(|e| Failure::Retry(handshake(format!("sending it the job failed: {e}"))))?;
     // The runner is busy with the job: start its successor meanwhile.
-    pool.refill(job.confinement.is_some());
+    pool.refill(Preparation::of(job));
     Ok(HandedOver {
         launched,
         stream,
         init,
+        init_pid,
         spare: false,
     })
 }

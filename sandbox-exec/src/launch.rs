@@ -33,12 +33,58 @@ pub(crate) struct Launcher {
     pub user_namespace: bool,
 }
 
+/// What a runner's init prepares before its job arrives, and so which jobs
+/// it can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Preparation {
+    /// Nothing: an unconfined job.
+    Plain,
+    /// The policy-independent part of the sandbox; `watch_reads` when its
+    /// seccomp program also hands every `open` for reading to the executor.
+    Confined {
+        /// See [`crate::fsaccess`].
+        watch_reads: bool,
+    },
+}
+
+impl Preparation {
+    /// What `job` needs.
+    pub fn of(job: &crate::protocol::Job) -> Preparation {
+        match &job.confinement {
+            None => Preparation::Plain,
+            Some(c) => Preparation::Confined {
+                watch_reads: c.watch_reads,
+            },
+        }
+    }
+
+    /// What an evaluation under `policy` needs.
+    pub fn for_policy(policy: &sandbox_policy::Policy) -> Preparation {
+        if policy.is_unrestricted() {
+            Preparation::Plain
+        } else {
+            Preparation::Confined {
+                watch_reads: crate::fsaccess::watches_reads(&policy.filesystem),
+            }
+        }
+    }
+
+    /// The runner's [`CONFINED_ENV`].
+    fn env(self) -> &'static str {
+        match self {
+            Preparation::Plain => "0",
+            Preparation::Confined { watch_reads: false } => "1",
+            Preparation::Confined { watch_reads: true } => "reads",
+        }
+    }
+}
+
 /// A started runner that has not been given a job yet.
 #[derive(Debug)]
 pub(crate) struct Launched {
     pub process: ChildProcess,
-    /// Whether its init prepares a confined evaluation (and can run no other).
-    pub confined: bool,
+    /// What its init prepares (it can run no other kind of job).
+    pub preparation: Preparation,
     endpoint: Endpoint,
     token: [u8; 16],
     /// Write end of the runner's stdin.
@@ -116,7 +162,7 @@ fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), ExecError> {
 }
 
 impl Launcher {
-    /// Starts a runner for a `confined` evaluation or an unconfined one. It
+    /// Starts a runner for jobs of one `preparation`. It
     /// connects to its endpoint on its own; [`Launched::connect`] completes
     /// the handshake.
     ///
@@ -124,7 +170,7 @@ impl Launcher {
     /// waits (see [`Cgroup::spare`]).
     pub fn launch(
         &self,
-        confined: bool,
+        preparation: Preparation,
         cgroup: Option<(Cgroup, CgroupLimits)>,
     ) -> Result<Launched, ExecError> {
         let cgroup = match cgroup {
@@ -160,7 +206,7 @@ impl Launcher {
             .env(TOKEN_ENV, endpoint::token_hex(&token))
             .env(PARENT_ENV, std::process::id().to_string())
             .env(USERNS_ENV, if self.user_namespace { "1" } else { "0" })
-            .env(CONFINED_ENV, if confined { "1" } else { "0" })
+            .env(CONFINED_ENV, preparation.env())
             .env(CGROUP_ENV, moves)
             .stdin(Stdio::from(stdin_r))
             .stdout(Stdio::from(stdout_w))
@@ -184,7 +230,7 @@ impl Launcher {
         debug!(runner_pid = child.id(), "runner spawned");
         Ok(Launched {
             process: ChildProcess::new(pidfd),
-            confined,
+            preparation,
             endpoint,
             token,
             stdin: stdin_w,

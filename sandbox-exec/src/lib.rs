@@ -69,6 +69,10 @@ mod evaluation;
 #[cfg(target_os = "linux")]
 mod fdpass;
 #[cfg(target_os = "linux")]
+mod fsaccess;
+#[cfg(target_os = "linux")]
+mod fspath;
+#[cfg(target_os = "linux")]
 mod handover;
 #[cfg(target_os = "linux")]
 mod launch;

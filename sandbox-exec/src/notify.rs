@@ -1,7 +1,14 @@
-//! The executor's answer to the calls the seccomp filter denies: each one
-//! arrives as a user notification on the listener init passed over, is
-//! recorded as a violation, and is refused with `EPERM` — or let through when
-//! it is a Unix socket the policy allows (see [`crate::seccomp`]).
+//! The executor's answer to the calls the seccomp filter hands it, each a
+//! user notification on the listener init passed over:
+//!
+//! - a denied call is recorded as a syscall violation and refused with
+//!   `EPERM` — or let through when it is a Unix socket the policy allows
+//!   (see [`crate::seccomp`]);
+//! - a watched filesystem call has its paths judged by the policy
+//!   ([`crate::fsaccess`], [`crate::fspath`]): let through when allowed (the
+//!   mounts still decide), else recorded as a filesystem violation and
+//!   refused with `EACCES`. Init's own calls, made while it lays the
+//!   policy's mounts, are let through unjudged.
 //!
 //! The denied process waits for the answer, so the watch runs for as long as
 //! the evaluation. Should it stop early, the kernel answers the remaining
@@ -13,11 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sandbox_core::{EvalRequest, Violation, ViolationKind, ViolationLog, ViolationSink};
+use sandbox_policy::FilesystemPolicy;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::fsaccess;
+use crate::fspath;
 use crate::seccomp::{verdict, Verdict};
 
 /// One evaluation's watch over its denied calls.
@@ -29,16 +39,20 @@ pub(crate) struct SyscallWatch {
 
 impl SyscallWatch {
     /// Answers the notifications of `listener` for `request`'s evaluation.
-    /// `allow_unix` when the policy allows some Unix socket.
+    /// `allow_unix` when the policy allows some Unix socket; `init_pid`'s
+    /// filesystem calls are not judged.
     pub fn start(
         listener: OwnedFd,
         request: &EvalRequest,
         allow_unix: bool,
+        init_pid: u32,
         log: Arc<ViolationLog>,
     ) -> SyscallWatch {
         let violations = Arc::new(Mutex::new(Vec::new()));
         let context = Context {
             allow_unix,
+            filesystem: request.policy.filesystem.clone(),
+            init_pid,
             eval: request.id,
             command: request.command.display(),
             violations: Arc::clone(&violations),
@@ -64,6 +78,8 @@ impl Drop for SyscallWatch {
 
 struct Context {
     allow_unix: bool,
+    filesystem: FilesystemPolicy,
+    init_pid: u32,
     eval: sandbox_core::EvalId,
     command: String,
     violations: Arc<Mutex<Vec<Violation>>>,
@@ -152,26 +168,128 @@ fn receive(fd: &OwnedFd) -> io::Result<libc::seccomp_notif> {
     Ok(notification)
 }
 
-fn answer(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) {
+/// What the executor answers one notification.
+enum Answer {
+    /// Let the call run.
+    Continue,
+    /// Fail it with `errno`, recording a violation of `kind` when `record`
+    /// holds its target and rule.
+    Refuse {
+        errno: i32,
+        kind: ViolationKind,
+        record: Option<(String, String)>,
+    },
+}
+
+fn decide(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) -> Answer {
     let data = &notification.data;
+    let nr = data.nr as i64;
+    if fsaccess::is_watched(nr) {
+        return judge_filesystem(fd, notification, context);
+    }
+    let refuse = |record| Answer::Refuse {
+        errno: libc::EPERM,
+        kind: ViolationKind::Syscall,
+        record,
+    };
+    match verdict(nr, &data.args, context.allow_unix) {
+        Verdict::Continue => Answer::Continue,
+        Verdict::Quiet => refuse(None),
+        Verdict::Deny { target, rule } => refuse(Some((target, rule.to_string()))),
+    }
+}
+
+/// The policy's answer to a watched filesystem call. Anything that cannot
+/// be read or resolved continues: the mounts decide it.
+fn judge_filesystem(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) -> Answer {
+    let pid = notification.pid;
+    if pid == context.init_pid {
+        return Answer::Continue;
+    }
+    let nr = notification.data.nr as i64;
+    let mut args = notification.data.args;
+    if nr == libc::SYS_openat2 {
+        match fspath::read_u64(pid, args[2]) {
+            Ok(flags) => args[2] = flags,
+            Err(_) => return Answer::Continue,
+        }
+    }
+    let Some(call) = fsaccess::decode(nr, &args) else {
+        return Answer::Continue;
+    };
+    let mut paths = Vec::with_capacity(call.paths.len());
+    for arg in &call.paths {
+        let raw = match arg.address {
+            0 => Vec::new(),
+            address => match fspath::read_string(pid, address) {
+                // An empty path names the base only with `AT_EMPTY_PATH`;
+                // the kernel refuses it otherwise.
+                Ok(raw) if raw.is_empty() => continue,
+                Ok(raw) => raw,
+                Err(_) => return Answer::Continue,
+            },
+        };
+        if let Some(path) = fspath::absolute(pid, arg, &raw) {
+            paths.push((path, arg.follow));
+        }
+    }
+    // What was read belongs to the caller only if it still waits: its pid
+    // could have been reused by another process meanwhile.
+    if !id_valid(fd, notification.id) {
+        return Answer::Continue;
+    }
+    for (path, follow) in paths {
+        let resolved = fspath::resolve(&path, follow);
+        if let Some(refusal) = fsaccess::judge(&context.filesystem, call.access, &resolved) {
+            return Answer::Refuse {
+                errno: libc::EACCES,
+                kind: ViolationKind::Filesystem,
+                record: Some((format!("{} {}", call.op, resolved.display()), refusal.rule)),
+            };
+        }
+    }
+    Answer::Continue
+}
+
+fn id_valid(fd: &OwnedFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads the id, which outlives the call.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id as *const u64,
+        )
+    };
+    rc == 0
+}
+
+fn answer(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) {
     let mut response = libc::seccomp_notif_resp {
         id: notification.id,
         val: 0,
         error: 0,
         flags: 0,
     };
-    match verdict(data.nr as i64, &data.args, context.allow_unix) {
-        Verdict::Continue => response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-        Verdict::Quiet => response.error = -libc::EPERM,
-        Verdict::Deny { target, rule } => {
-            response.error = -libc::EPERM;
+    match decide(fd, notification, context) {
+        Answer::Continue => response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        Answer::Refuse {
+            errno,
+            record: None,
+            ..
+        } => response.error = -errno,
+        Answer::Refuse {
+            errno,
+            kind,
+            record: Some((target, rule)),
+        } => {
+            response.error = -errno;
             let violation = Violation {
                 time: SystemTime::now(),
                 eval: Some(context.eval),
                 sandbox: None,
-                kind: ViolationKind::Syscall,
+                kind,
                 target,
-                rule: rule.to_string(),
+                rule,
                 command: context.command.clone(),
             };
             context

@@ -66,9 +66,6 @@ pub struct Landlock {
     pub unavailable_reason: Option<String>,
 }
 
-/// First Landlock ABI that can log denials through the audit subsystem (Linux 6.15).
-pub const LANDLOCK_AUDIT_ABI: u32 = 7;
-
 /// seccomp support.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Seccomp {
@@ -394,18 +391,22 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
             "not recorded: denied calls fail with EPERM; no seccomp user notification (Linux 5.0+) to report them".into(),
         )
     });
-    out.push(line(
-        "filesystem violations",
-        false,
-        match report.landlock.abi {
-            Some(abi) if abi >= LANDLOCK_AUDIT_ABI => format!(
-                "not recorded yet: denied accesses fail with EACCES/EROFS (Landlock audit, ABI {abi}, could report them)"
-            ),
-            _ => format!(
-                "not recorded: denied accesses fail with EACCES/EROFS; Landlock audit needs ABI {LANDLOCK_AUDIT_ABI} (Linux 6.15+)"
-            ),
-        },
-    ));
+    // Landlock's audit records would not do: the mounts refuse a write or
+    // hide a denied path before Landlock ever sees the access, and the
+    // records reach only a system-wide audit daemon.
+    out.push(if report.seccomp.user_notification {
+        line(
+            "filesystem violations",
+            true,
+            "recorded: each call that changes a path reaches the executor as a seccomp user notification, and each open for reading too when the policy denies reading somewhere; a denied path fails with EACCES and is recorded with the rule (the mounts still enforce the policy beneath)".into(),
+        )
+    } else {
+        line(
+            "filesystem violations",
+            false,
+            "not recorded: denied accesses fail with EROFS (writes) or find an empty mask (reads); no seccomp user notification (Linux 5.0+) to report them".into(),
+        )
+    });
     out
 }
 
@@ -673,21 +674,18 @@ mod tests {
     }
 
     #[test]
-    fn filesystem_violations_need_landlock_audit() {
+    fn filesystem_violations_are_recorded_where_seccomp_notifies() {
         let mut r = report();
-        r.landlock.abi = Some(LANDLOCK_AUDIT_ABI);
-        let detail = line(&enforcement(&r), "filesystem violations")
-            .detail
-            .clone();
+        r.seccomp.user_notification = true;
+        let recorded = line(&enforcement(&r), "filesystem violations").clone();
+        assert!(recorded.enforced, "{recorded:?}");
+        assert!(recorded.detail.contains("EACCES"), "{recorded:?}");
+        r.seccomp.user_notification = false;
+        let not = line(&enforcement(&r), "filesystem violations").clone();
         assert!(
-            detail.contains("Landlock audit, ABI 7, could report them"),
-            "{detail}"
+            !not.enforced && not.detail.starts_with("not recorded"),
+            "{not:?}"
         );
-        r.landlock.abi = Some(3);
-        let detail = line(&enforcement(&r), "filesystem violations")
-            .detail
-            .clone();
-        assert!(detail.contains("needs ABI 7"), "{detail}");
     }
 
     #[test]

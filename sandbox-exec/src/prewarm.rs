@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use tracing::debug;
 
 use crate::cgroup::CgroupLimits;
-use crate::launch::{Launched, Launcher};
+use crate::launch::{Launched, Launcher, Preparation};
 
 /// The spares of one executor and the thread that starts them.
 #[derive(Debug)]
@@ -34,8 +34,8 @@ struct State {
     capacity: usize,
     /// Set when the worker should start spares up to the capacity.
     wanted: bool,
-    /// Whether new spares prepare a confined evaluation: like the last one.
-    confined: bool,
+    /// What new spares prepare: like the last evaluation.
+    preparation: Preparation,
     /// The cgroup limits new spares are set to: the last evaluation's.
     limits: CgroupLimits,
     closed: bool,
@@ -50,7 +50,7 @@ impl Pool {
                     spares: Vec::new(),
                     capacity,
                     wanted: false,
-                    confined: false,
+                    preparation: Preparation::Plain,
                     limits: CgroupLimits::default(),
                     closed: false,
                 }),
@@ -75,16 +75,16 @@ impl Pool {
         drop(excess);
     }
 
-    /// A spare that is still alive and prepared for a `confined` evaluation
-    /// or an unconfined one, if there is one. Spares of the other kind are
-    /// dropped: the executor has switched kinds.
-    pub fn take(&self, confined: bool) -> Option<Launched> {
+    /// A spare that is still alive and made for jobs of `preparation`, if
+    /// there is one. Spares of another kind are dropped: the executor has
+    /// switched kinds.
+    pub fn take(&self, preparation: Preparation) -> Option<Launched> {
         loop {
             let mut spare = self.shared.lock().spares.pop()?;
-            if spare.confined != confined {
+            if spare.preparation != preparation {
                 debug!(
-                    confined,
-                    "dropping a spare runner prepared for the other kind"
+                    ?preparation,
+                    "dropping a spare runner prepared for another kind"
                 );
                 continue;
             }
@@ -102,14 +102,14 @@ impl Pool {
     }
 
     /// Asks for spares up to the capacity, started in the background and
-    /// prepared for evaluations like the last one (`confined` or not).
-    pub fn refill(&self, confined: bool) {
+    /// prepared for evaluations like the last one.
+    pub fn refill(&self, preparation: Preparation) {
         let (stale, wanted) = {
             let mut state = self.shared.lock();
-            state.confined = confined;
+            state.preparation = preparation;
             let (keep, stale): (Vec<Launched>, Vec<Launched>) = std::mem::take(&mut state.spares)
                 .into_iter()
-                .partition(|s| s.confined == confined);
+                .partition(|s| s.preparation == preparation);
             state.spares = keep;
             state.wanted = state.capacity > 0 && state.spares.len() < state.capacity;
             (stale, state.wanted)
@@ -180,16 +180,16 @@ impl Shared {
                 state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            let (confined, limits) = (state.confined, state.limits);
+            let (preparation, limits) = (state.preparation, state.limits);
             drop(state);
             crate::launch::remove_orphaned_cgroups();
-            let launched = self.launcher.launch(confined, self.spare_cgroup(limits));
+            let launched = self.launcher.launch(preparation, self.spare_cgroup(limits));
             state = self.lock();
             match launched {
                 Ok(spare)
                     if !state.closed
                         && state.spares.len() < state.capacity
-                        && spare.confined == state.confined =>
+                        && spare.preparation == state.preparation =>
                 {
                     state.spares.push(spare)
                 }

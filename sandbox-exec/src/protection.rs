@@ -148,6 +148,7 @@ pub(crate) fn confinement(
             plan,
             landlock: decision.landlock,
             seccomp,
+            watch_reads: crate::fsaccess::watches_reads(&policy.filesystem),
             bridge: policy.network.allows_any().then(|| BridgePorts {
                 http: policy.network.http_proxy_port.unwrap_or(DEFAULT_HTTP_PORT),
                 socks: policy

@@ -60,6 +60,10 @@ pub(crate) struct Confinement {
     /// The loopback ports init listens on inside the sandbox's network
     /// namespace for the executor's proxies, when the policy allows any network.
     pub bridge: Option<BridgePorts>,
+    /// Whether the executor judges every `open` for reading (the policy
+    /// denies reading somewhere); the spare that takes the job must have
+    /// been prepared so.
+    pub watch_reads: bool,
 }
 
 /// Where the sandbox reaches the proxies: ports on its own loopback.

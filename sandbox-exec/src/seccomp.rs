@@ -27,6 +27,12 @@
 //!      once, so letting it continue cannot be raced). On a kernel without
 //!      user notification the same program answers `EPERM` itself, and Unix
 //!      sockets are refused whatever the policy;
+//!   4. **watched filesystem calls** (with user notification only): every
+//!      call that changes a path, and the `open` calls that ask for writing
+//!      or (when the policy denies reading somewhere) any but `O_PATH` ones,
+//!      go to the executor, which judges their paths by the policy
+//!      ([`crate::fsaccess`]). A spare is prepared for one kind of policy or
+//!      the other ([`Watch`]), since its program cannot depend on the job;
 //! - the **job's program** ([`job_programs`]), installed by init once it has
 //!   made the policy's mounts: the mount calls it needed until then (`EPERM`,
 //!   not recorded: notifying them would cost init's own mounts a round trip
@@ -148,9 +154,46 @@ fn compile(
         .collect())
 }
 
-/// The denials of the spare's program (see the module docs).
-fn spare_denials() -> Result<Vec<BpfInstruction>, FilterError> {
+/// The filesystem calls the executor judges ([`crate::fsaccess`]): every
+/// call that changes a path, the `open` calls that ask for writing and, when
+/// `watch_reads`, every other `open` but `O_PATH` ones.
+fn filesystem_rules(
+    rules: &mut BTreeMap<i64, Vec<SeccompRule>>,
+    watch_reads: bool,
+) -> Result<(), FilterError> {
+    let watched = crate::fsaccess::watched();
+    for nr in watched.always {
+        rules.insert(nr, Vec::new());
+    }
+    let o_path = libc::O_PATH as u64;
+    for (nr, flags) in watched.opens {
+        let open = if watch_reads {
+            vec![rule(vec![cond(flags, SeccompCmpOp::MaskedEq(o_path), 0)?])?]
+        } else {
+            [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC]
+                .iter()
+                .map(|&bit| {
+                    rule(vec![cond(
+                        flags,
+                        SeccompCmpOp::MaskedEq(bit as u64),
+                        bit as u64,
+                    )?])
+                })
+                .collect::<Result<_, _>>()?
+        };
+        rules.insert(nr, open);
+    }
+    Ok(())
+}
+
+/// The denials of the spare's program (see the module docs), with the
+/// filesystem calls the executor judges when it answers notifications
+/// (`Some(watch_reads)`).
+fn spare_denials(filesystem: Option<bool>) -> Result<Vec<BpfInstruction>, FilterError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    if let Some(watch_reads) = filesystem {
+        filesystem_rules(&mut rules, watch_reads)?;
+    }
     for nr in DENIED {
         // An empty rule list matches every call.
         rules.insert(*nr, Vec::new());
@@ -232,12 +275,30 @@ fn prefix() -> Vec<BpfInstruction> {
     out
 }
 
-/// The spare's program: the prefix, then the denials, answered by the
-/// executor (`notify`) or with `EPERM` by the filter itself.
-pub(crate) fn spare_program(notify: bool) -> Result<Vec<BpfInstruction>, FilterError> {
+/// How the spare's program treats the calls it watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// No user notification (a kernel before 5.0): the filter answers its
+    /// denials with `EPERM` itself and no filesystem call is watched.
+    None,
+    /// Denials and filesystem changes go to the executor.
+    Changes,
+    /// Also every `open` for reading: the policy denies reading somewhere.
+    ChangesAndReads,
+}
+
+/// The spare's program: the prefix, then the denials and watched filesystem
+/// calls, answered by the executor, or (`Watch::None`) the denials alone,
+/// answered with `EPERM` by the filter itself.
+pub(crate) fn spare_program(watch: Watch) -> Result<Vec<BpfInstruction>, FilterError> {
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let mut program = prefix();
-    let denials = spare_denials()?;
+    let notify = watch != Watch::None;
+    let denials = spare_denials(match watch {
+        Watch::None => None,
+        Watch::Changes => Some(false),
+        Watch::ChangesAndReads => Some(true),
+    })?;
     let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
     // seccompiler has no user-notification action: its EPERM returns (the
     // denials' and nothing else's) become notifications.
@@ -402,8 +463,8 @@ mod tests {
         for program in job_programs().unwrap() {
             assert!(!program.is_empty() && program.len() <= 4096);
         }
-        for notify in [false, true] {
-            let spare = spare_program(notify).unwrap();
+        for watch in [Watch::None, Watch::Changes, Watch::ChangesAndReads] {
+            let spare = spare_program(watch).unwrap();
             assert!(!spare.is_empty() && spare.len() <= 4096);
         }
     }
@@ -412,7 +473,7 @@ mod tests {
     fn a_notifying_spare_program_returns_notifications_instead_of_eperm() {
         let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let returns = |notify| -> Vec<u32> {
-            spare_program(notify)
+            spare_program(if notify { Watch::Changes } else { Watch::None })
                 .unwrap()
                 .into_iter()
                 .filter(|i| i.code == 0x06)

@@ -140,8 +140,7 @@ pub(crate) async fn start(
     let argv = crate::validate::request(&request, &|dir| dir.is_dir())?;
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
-    let confined = !request.policy.is_unrestricted();
-    let mut spare = pool.take(confined);
+    let mut spare = pool.take(crate::launch::Preparation::for_policy(&request.policy));
     let mut limits = crate::limits::plan(
         &request.limits,
         &name,
@@ -185,12 +184,20 @@ pub(crate) async fn start(
     };
     // Its denied calls are answered, and its network bridged, like an
     // evaluation's.
-    let attached = crate::evaluation::attach(&handed.stream, &job, &request, log, deadline, false)
-        .await
-        .map_err(|attempt| match attempt {
-            crate::evaluation::Attempt::Failed(error) => error,
-            crate::evaluation::Attempt::SpareLost(reason) => ExecError::RunnerFailed { reason },
-        });
+    let attached = crate::evaluation::attach(
+        &handed.stream,
+        &job,
+        &request,
+        log,
+        deadline,
+        false,
+        handed.init_pid,
+    )
+    .await
+    .map_err(|attempt| match attempt {
+        crate::evaluation::Attempt::Failed(error) => error,
+        crate::evaluation::Attempt::SpareLost(reason) => ExecError::RunnerFailed { reason },
+    });
     let attached = match attached {
         Ok(attached) => attached,
         Err(error) => {

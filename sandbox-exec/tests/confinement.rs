@@ -69,12 +69,46 @@ async fn writes_outside_the_writable_roots_are_refused() {
         "{}",
         outcome.output_text()
     );
+    // The executor's judgement answers first (EACCES, recorded); the mounts
+    // would answer EROFS (next test).
     assert!(
-        outcome.output_text().contains("Read-only file system"),
+        outcome.output_text().contains("Permission denied"),
         "{}",
         outcome.output_text()
     );
     assert!(!target.exists());
+}
+
+/// A Python program that opens `dir` with `O_PATH` (not judged: it reads
+/// nothing) and then `dir/name` through `/proc/self/fd` (the sandbox's own
+/// `/proc`, never judged), so that only the kernel's mounts decide, and
+/// prints `ok` or the errno name.
+fn past_the_judgement(dir: &Path, name: &str, write: bool) -> String {
+    let act = if write {
+        "os.write(os.open(p, os.O_WRONLY | os.O_CREAT, 0o644), b'x'); print('ok')"
+    } else {
+        "print(os.read(os.open(p, os.O_RDONLY), 100).decode())"
+    };
+    format!(
+        "/usr/bin/python3 -c \"import errno, os\nd = os.open('{dir}', os.O_PATH)\np = '/proc/self/fd/%d/{name}' % d\ntry:\n    {act}\nexcept OSError as e:\n    print(errno.errorcode[e.errno])\"",
+        dir = dir.display()
+    )
+}
+
+#[tokio::test]
+async fn the_mounts_refuse_a_write_outside_the_writable_roots_by_themselves() {
+    let (writable, other) = (scratch(), scratch());
+    let outcome = run(shell(&past_the_judgement(other.path(), "escaped", true))
+        .policy(policy(&edit(writable.path()), &[])))
+    .await;
+    assert_eq!(outcome.output_text(), "EROFS\n");
+    assert!(!other.path().join("escaped").exists());
+    // The control: the same path to the writable root writes.
+    let outcome = run(shell(&past_the_judgement(writable.path(), "kept", true))
+        .policy(policy(&edit(writable.path()), &[])))
+    .await;
+    assert_eq!(outcome.output_text(), "ok\n");
+    assert!(writable.path().join("kept").exists());
 }
 
 #[tokio::test]
@@ -112,10 +146,32 @@ async fn a_denied_read_region_shows_nothing() {
         outcome.output_text()
     );
     assert!(
-        outcome.output_text().contains("No such file"),
+        outcome.output_text().contains("Permission denied"),
         "{}",
         outcome.output_text()
     );
+}
+
+#[tokio::test]
+async fn the_mask_hides_a_denied_region_by_itself() {
+    let secret_dir = scratch();
+    std::fs::write(secret_dir.path().join("secret"), "hunter2").unwrap();
+    let outcome = run(
+        shell(&past_the_judgement(secret_dir.path(), "secret", false)).policy(policy(
+            &[],
+            &[format!("Read({})", secret_dir.path().display())],
+        )),
+    )
+    .await;
+    assert_eq!(outcome.output_text(), "ENOENT\n");
+    // The control: unconfined, the same program reads the secret.
+    let outcome = run(shell(&past_the_judgement(
+        secret_dir.path(),
+        "secret",
+        false,
+    )))
+    .await;
+    assert_eq!(outcome.output_text(), "hunter2\n");
 }
 
 #[tokio::test]

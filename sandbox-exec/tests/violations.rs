@@ -1,9 +1,12 @@
-//! Violations of system calls: what the seccomp filter refuses is answered
-//! `EPERM` by the executor and recorded in the outcome and the executor's log.
+//! Violations: what the seccomp filter refuses is answered `EPERM` by the
+//! executor and recorded in the outcome and the executor's log; a filesystem
+//! call the policy denies is answered `EACCES` and recorded with the path it
+//! names and the rule that denies it.
 
 mod common;
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::executor;
@@ -128,4 +131,193 @@ async fn the_executor_log_gets_the_violations_of_every_evaluation() {
     assert_eq!(seen.target, "ptrace");
     assert_eq!(seen.eval, Some(outcome.id));
     assert_eq!(executor.violations().of_evaluation(outcome.id).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Filesystem violations
+// ---------------------------------------------------------------------------
+
+/// A world-readable scratch tree under `/var/tmp` (the sandbox's `/tmp` is
+/// its own), for root and uid 65534 alike:
+///
+/// ```text
+/// secret/key      denied:   deny Read(<secret>)
+/// secret/public   re-opened: allow Read(<secret>/public)
+/// work/           the writable root
+/// outside         readable, not writable
+/// ```
+struct Tree(tempfile::TempDir);
+
+impl Tree {
+    fn new() -> Tree {
+        let dir = tempfile::Builder::new()
+            .prefix("sbx-fsviol-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let tree = Tree(dir);
+        for d in ["", "secret", "work"] {
+            std::fs::create_dir_all(tree.path(d)).unwrap();
+            std::fs::set_permissions(tree.path(d), std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        for (file, content) in [
+            ("secret/key", "SECRET KEY"),
+            ("secret/public", "PUBLIC PART"),
+            ("outside", "OUTSIDE"),
+        ] {
+            std::fs::write(tree.path(file), content).unwrap();
+            std::fs::set_permissions(tree.path(file), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        tree
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.0.path().join(relative)
+    }
+
+    fn p(&self, relative: &str) -> String {
+        self.path(relative).display().to_string()
+    }
+
+    fn policy(&self) -> Policy {
+        let ctx = Context {
+            home: self.path("work"),
+            cwd: self.path("work"),
+        };
+        Policy::builder(ctx)
+            .allow(format!("Edit({})", self.p("work")))
+            .deny(format!("Read({})", self.p("secret")))
+            .allow(format!("Read({})", self.p("secret/public")))
+            .build(&HostFs)
+            .expect("policy")
+            .0
+    }
+
+    /// `line` run by `/bin/sh` (errors on standard output) from `work`.
+    async fn shell(&self, line: &str) -> Outcome {
+        executor()
+            .evaluate(
+                EvalRequest::new(Command::shell(format!("exec 2>&1\n{line}")))
+                    .policy(self.policy())
+                    .cwd(self.path("work"))
+                    .timeout(Duration::from_secs(20)),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// `(target, rule)` of each filesystem violation.
+fn filesystem(outcome: &Outcome) -> Vec<(String, String)> {
+    outcome
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::Filesystem)
+        .map(|v| (v.target.clone(), v.rule.clone()))
+        .collect()
+}
+
+/// The path as the host resolves it (`/var/tmp` may be a link).
+fn real(path: &Path) -> String {
+    std::fs::canonicalize(path.parent().unwrap())
+        .unwrap()
+        .join(path.file_name().unwrap())
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn reading_a_denied_file_fails_with_eacces_and_is_recorded_with_its_rule() {
+    let tree = Tree::new();
+    let outcome = tree.shell(&format!("cat {}", tree.p("secret/key"))).await;
+    let text = outcome.output_text();
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(!text.contains("SECRET KEY"), "{text}");
+    let recorded = filesystem(&outcome);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        recorded[0].0,
+        format!("read {}", real(&tree.path("secret/key")))
+    );
+    assert!(
+        recorded[0]
+            .1
+            .contains(&format!("Read({})", tree.p("secret"))),
+        "{recorded:?}"
+    );
+    assert_eq!(outcome.violations[0].eval, Some(outcome.id));
+}
+
+#[tokio::test]
+async fn a_hole_reopened_in_a_denied_directory_reads_without_a_record() {
+    // Init creates the hole's mount point inside the mask: its own calls are
+    // not judged, and the allowed read is not a violation.
+    let tree = Tree::new();
+    let outcome = tree
+        .shell(&format!("cat {}", tree.p("secret/public")))
+        .await;
+    assert_eq!(outcome.output_text(), "PUBLIC PART");
+    assert_eq!(filesystem(&outcome), []);
+}
+
+#[tokio::test]
+async fn a_write_outside_the_writable_roots_is_recorded_as_read_only() {
+    let tree = Tree::new();
+    let outcome = tree
+        .shell(&format!(
+            "echo x > {outside}; rm -f {outside}; mkdir {dir}; echo ok > mine && cat mine",
+            outside = tree.p("outside"),
+            dir = tree.p("newdir"),
+        ))
+        .await;
+    let text = outcome.output_text();
+    assert!(text.ends_with("ok\n"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(tree.path("outside")).unwrap(),
+        "OUTSIDE"
+    );
+    let read_only = "no rule allows writing here (the host is read-only)".to_string();
+    assert_eq!(
+        filesystem(&outcome),
+        [
+            (
+                format!("write {}", real(&tree.path("outside"))),
+                read_only.clone()
+            ),
+            (
+                format!("unlink {}", real(&tree.path("outside"))),
+                read_only.clone()
+            ),
+            (format!("mkdir {}", real(&tree.path("newdir"))), read_only),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_write_through_a_link_in_the_writable_root_is_recorded_at_its_target() {
+    let tree = Tree::new();
+    let outcome = tree
+        .shell(&format!(
+            "ln -s {} link && echo x >> link",
+            tree.p("outside")
+        ))
+        .await;
+    assert!(
+        outcome.output_text().contains("Permission denied"),
+        "{}",
+        outcome.output_text()
+    );
+    assert!(tree.path("work/link").is_symlink());
+    let targets: Vec<String> = filesystem(&outcome).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(targets, [format!("write {}", real(&tree.path("outside")))]);
+}
+
+#[tokio::test]
+async fn writes_in_the_writable_root_and_the_private_tmp_are_not_recorded() {
+    let tree = Tree::new();
+    let outcome = tree
+        .shell("mkdir d && echo a > d/f && mv d/f d/g && rm -r d && echo b > /tmp/x && cat /tmp/x")
+        .await;
+    assert_eq!(outcome.output_text(), "b\n");
+    assert_eq!(filesystem(&outcome), []);
 }

@@ -72,7 +72,9 @@ impl Base {
 /// a minimal `/dev`, a `/proc` of the evaluation's pid namespace, loopback
 /// up, hostname `sandbox`. Needs the capabilities init has in its user
 /// namespace (or as root). A spare does this while it waits for a job.
-pub(super) fn prepare() -> Result<Base, String> {
+/// `watch_reads`: the executor judges every `open` for reading too (see
+/// [`crate::fsaccess`]).
+pub(super) fn prepare(watch_reads: bool) -> Result<Base, String> {
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWNET
@@ -118,20 +120,26 @@ pub(super) fn prepare() -> Result<Base, String> {
         return Err(os_err("cannot set the hostname".into()));
     }
     no_new_privileges()?;
-    let seccomp = install_spare_seccomp();
+    let seccomp = install_spare_seccomp(watch_reads);
     Ok(Base { host, seccomp })
 }
 
 /// Installs the spare's seccomp program with a listener for its denials, or,
 /// where the kernel has no user notification, the version that answers
 /// `EPERM` itself.
-fn install_spare_seccomp() -> Result<Option<OwnedFd>, String> {
-    let notifying = crate::seccomp::spare_program(true).map_err(|e| e.to_string())?;
+fn install_spare_seccomp(watch_reads: bool) -> Result<Option<OwnedFd>, String> {
+    use crate::seccomp::{spare_program, Watch};
+    let watch = if watch_reads {
+        Watch::ChangesAndReads
+    } else {
+        Watch::Changes
+    };
+    let notifying = spare_program(watch).map_err(|e| e.to_string())?;
     match install_with_listener(&notifying) {
         Ok(listener) => Ok(Some(listener)),
         // EINVAL: no SECCOMP_FILTER_FLAG_NEW_LISTENER (before Linux 5.0).
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            let plain = crate::seccomp::spare_program(false).map_err(|e| e.to_string())?;
+            let plain = spare_program(Watch::None).map_err(|e| e.to_string())?;
             install_seccomp(&[plain]).map(|()| None)
         }
         Err(e) => Err(format!("cannot install the seccomp program: {e}")),

@@ -36,9 +36,11 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
     }
     // Everything of the sandbox that does not depend on the policy is built
     // while a spare waits, off the evaluation's path.
-    let base = std::env::var_os(CONFINED_ENV)
-        .is_some_and(|v| v == "1")
-        .then(super::confine::prepare);
+    let base = match std::env::var_os(CONFINED_ENV) {
+        Some(v) if v == "1" => Some(super::confine::prepare(false)),
+        Some(v) if v == "reads" => Some(super::confine::prepare(true)),
+        _ => None,
+    };
     // A spare waits here, possibly for long, until an evaluation takes it.
     let job: Job = match frame::read_sync(&mut stream) {
         Ok(job) => job,

@@ -37,7 +37,9 @@ pub(crate) const TOKEN_ENV: &str = "SANDBOX_RUNNER_TOKEN";
 pub(crate) const USERNS_ENV: &str = "SANDBOX_RUNNER_USERNS";
 /// Set to `1` when the evaluation will be confined: init then builds the
 /// policy-independent part of the sandbox (namespaces, read-only host,
-/// private /tmp and /dev, /proc, loopback) before the job arrives.
+/// private /tmp and /dev, /proc, loopback) before the job arrives; `reads`
+/// when its seccomp program must also hand every `open` for reading to the
+/// executor (the policy denies reading somewhere).
 pub(crate) const CONFINED_ENV: &str = "SANDBOX_RUNNER_CONFINED";
 /// Set for a spare with cgroups of its own: one `cgroup.procs` file per
 /// line, which the runner moves into before forking init.

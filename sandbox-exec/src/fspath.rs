@@ -16,6 +16,7 @@
 //! host paths are exactly what the policy names.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::fsaccess::{self, Base, PathArg};
@@ -112,18 +113,35 @@ pub(crate) fn resolve(path: &Path, follow: bool) -> PathBuf {
     if fsaccess::is_private(&lexical) {
         return lexical;
     }
-    if follow {
-        if let Ok(real) = std::fs::canonicalize(path) {
-            return real;
-        }
+    if let Some(real) = real_path(path, follow) {
+        return real;
     }
     match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+        // A name that does not exist yet, in a directory that does.
+        (Some(parent), Some(name)) => real_path(parent, true)
             .map(|p| p.join(name))
             .unwrap_or(lexical),
-        // `/`, or a path ending in `..`: no last component to keep as is.
-        _ => std::fs::canonicalize(path).unwrap_or(lexical),
+        _ => lexical,
     }
+}
+
+/// The path the kernel finds at `path`, by one lookup: opened with `O_PATH`
+/// (which reads nothing and never blocks, not even on a FIFO) and named by
+/// its descriptor's link. A `realpath` walk costs a system call per
+/// component, and this runs once per watched call.
+fn real_path(path: &Path, follow: bool) -> Option<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_PATH;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .ok()?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    real.is_absolute().then_some(real)
 }
 
 #[cfg(test)]

@@ -15,27 +15,42 @@
 //! notifications with `ENOSYS`: still refused.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use sandbox_core::{EvalRequest, Violation, ViolationKind, ViolationLog, ViolationSink};
 use sandbox_policy::FilesystemPolicy;
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::fsaccess;
 use crate::fspath;
 use crate::seccomp::{verdict, Verdict};
 
-/// One evaluation's watch over its denied calls.
+/// One evaluation's watch over its denied calls: a thread of its own that
+/// waits on the listener.
+///
+/// A thread, not a task: a watched call waits for its answer, and every
+/// `open` can be one, so the round trip is on the sandbox's path. Waiting in
+/// `poll` lets the kernel wake the thread on the caller's CPU and the caller
+/// on the thread's (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6), like a
+/// context switch; through the runtime's epoll each notification paid two
+/// cross-CPU wake-ups and the reactor's round.
 #[derive(Debug)]
 pub(crate) struct SyscallWatch {
-    task: JoinHandle<()>,
+    /// Dropped to stop the thread (its read end then polls as hung up).
+    stop: Option<OwnedFd>,
+    /// Disconnected once the thread has returned.
+    done: mpsc::Receiver<()>,
     violations: Arc<Mutex<Vec<Violation>>>,
 }
+
+/// How long [`SyscallWatch::finish`] waits for the thread to see the end:
+/// it answers at most one last notification after being told to stop.
+const FINISH_PATIENCE: Duration = Duration::from_millis(200);
+
+/// Asks the kernel for synchronous wake-ups between caller and watcher.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 
 impl SyscallWatch {
     /// Answers the notifications of `listener` for `request`'s evaluation.
@@ -58,21 +73,44 @@ impl SyscallWatch {
             violations: Arc::clone(&violations),
             log,
         };
-        let task = tokio::spawn(watch(listener, context));
-        SyscallWatch { task, violations }
+        // SAFETY: sets a flag of a listener we own; an older kernel refuses
+        // it (EINVAL) and wakes the ordinary way.
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+            )
+        };
+        let (stop_read, stop) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok((read, write)) => (Some(read), Some(write)),
+            Err(error) => {
+                debug!(%error, "no stop pipe for the seccomp watch; it ends with the sandbox");
+                (None, None)
+            }
+        };
+        let (finished, done) = mpsc::channel::<()>();
+        // The blocking pool keeps idle threads, so an evaluation seldom pays
+        // for starting one.
+        tokio::task::spawn_blocking(move || {
+            let _finished = finished;
+            watch(&listener, stop_read.as_ref(), &context);
+        });
+        SyscallWatch {
+            stop,
+            done,
+            violations,
+        }
     }
 
     /// Stops watching (nothing of the evaluation runs any more) and returns
     /// the violations recorded.
-    pub fn finish(self) -> Vec<Violation> {
-        self.task.abort();
+    pub fn finish(mut self) -> Vec<Violation> {
+        self.stop.take();
+        // Brief: the thread is woken by the stop and returns at once. Waiting
+        // makes a notification answered just before the end count.
+        let _ = self.done.recv_timeout(FINISH_PATIENCE);
         std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Drop for SyscallWatch {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -86,37 +124,44 @@ struct Context {
     log: Arc<ViolationLog>,
 }
 
-async fn watch(listener: OwnedFd, context: Context) {
-    // SAFETY: `listener` outlives the registration, dropped first below.
-    let registered =
-        match unsafe { AsyncFd::register_with_interest(listener.as_fd(), Interest::READABLE) } {
-            Ok(registered) => registered,
-            Err(error) => {
-                debug!(%error, "cannot watch the seccomp listener");
-                return;
-            }
-        };
+fn watch(listener: &OwnedFd, stop: Option<&OwnedFd>, context: &Context) {
     loop {
-        let mut ready = match registered.readable().await {
-            Ok(ready) => ready,
-            Err(error) => {
-                debug!(%error, "cannot wait on the seccomp listener");
-                return;
-            }
-        };
-        // Only a pending notification may be received: the receiving ioctl
-        // blocks (this thread) when there is none, e.g. once every filtered
-        // process is gone (POLLHUP).
-        match pending(&listener) {
-            Pending::Notification => {}
-            Pending::Nothing => {
-                ready.clear_ready();
+        let mut fds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.map_or(-1, |s| s.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two pollfds in a local array; a negative fd is ignored.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            Pending::Gone => return,
+            debug!(%error, "cannot wait on the seccomp listener");
+            return;
         }
-        match receive(&listener) {
-            Ok(notification) => answer(&listener, &notification, &context),
+        if fds[1].revents != 0 {
+            return;
+        }
+        // Only a pending notification may be received: the receiving ioctl
+        // blocks when there is none (before Linux 6.11, even once every
+        // filtered process is gone).
+        if fds[0].revents & libc::POLLIN == 0 {
+            if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return;
+            }
+            continue;
+        }
+        match receive(listener) {
+            Ok(notification) => answer(listener, &notification, context),
             // The caller died (or was killed) before we got to it.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -125,29 +170,6 @@ async fn watch(listener: OwnedFd, context: Context) {
                 return;
             }
         }
-    }
-}
-
-enum Pending {
-    Notification,
-    Nothing,
-    Gone,
-}
-
-fn pending(fd: &OwnedFd) -> Pending {
-    let mut poll = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one pollfd, no waiting.
-    let n = unsafe { libc::poll(&mut poll, 1, 0) };
-    if n > 0 && poll.revents & libc::POLLIN != 0 {
-        Pending::Notification
-    } else if n > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-        Pending::Gone
-    } else {
-        Pending::Nothing
     }
 }
 

@@ -81,6 +81,14 @@ pub fn finish_human(
             crate::violations_cmd::describe(violation)
         );
     }
+    if outcome.violations_unlisted > 0 {
+        let _ = writeln!(
+            err,
+            "sandbox: denied: {} more, not listed (an evaluation lists at most {})",
+            outcome.violations_unlisted,
+            outcome.violations.len()
+        );
+    }
     if let Some(line) = status {
         let _ = writeln!(err, "{line}");
     }
@@ -220,6 +228,7 @@ mod tests {
             usage: ResourceUsage::default(),
             limits: Vec::new(),
             violations: Vec::new(),
+            violations_unlisted: 0,
             weakened: Vec::new(),
         }
     }

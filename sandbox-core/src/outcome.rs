@@ -173,12 +173,22 @@ pub struct Outcome {
     pub usage: ResourceUsage,
     /// How each requested limit was enforced.
     pub limits: Vec<LimitEnforcement>,
-    /// Denied actions recorded during the evaluation.
+    /// Denied actions recorded during the evaluation (at most 1,000; see
+    /// [`Outcome::violations_unlisted`]).
     pub violations: Vec<Violation>,
+    /// Denied actions recorded beyond those listed in
+    /// [`Outcome::violations`]: a loop of denials must not grow the outcome
+    /// without bound. The executor's violation log saw them all.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub violations_unlisted: u64,
     /// Protections of the policy this machine applied only in part, or not at
     /// all because the request accepted that ([`crate::EvalRequest::accept_weaker`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weakened: Vec<Weakening>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Outcome {
@@ -272,6 +282,7 @@ mod tests {
             usage: ResourceUsage::default(),
             limits: Vec::new(),
             violations: Vec::new(),
+            violations_unlisted: 0,
             weakened: Vec::new(),
         }
     }

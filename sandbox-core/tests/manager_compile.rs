@@ -39,6 +39,7 @@ impl Executor for FakeBuild {
                 usage: ResourceUsage::default(),
                 limits: Vec::new(),
                 violations: Vec::new(),
+                violations_unlisted: 0,
                 weakened: Vec::new(),
             });
         *self.seen.lock().unwrap() = Some(request);

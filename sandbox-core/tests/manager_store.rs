@@ -38,6 +38,7 @@ fn outcome(status: Status) -> Outcome {
         },
         limits: Vec::new(),
         violations: Vec::new(),
+        violations_unlisted: 0,
         weakened: Vec::new(),
     }
 }

@@ -9,7 +9,7 @@
 //! could reach: a connection exists only once the executor has accepted it.
 
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sandbox_core::{EvalRequest, Violation, ViolationLog, ViolationSink};
 use sandbox_proxy::{HttpProxy, ProxyConfig, Socks5Proxy, ViolationContext};
@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use crate::protocol::BridgePorts;
+use crate::recorded::Recorded;
 
 /// The variables pointing an evaluation at the bridge: upper and lower case,
 /// as curl, Python, Go and Node each read one or the other.
@@ -43,7 +44,7 @@ pub(crate) fn proxy_env(ports: &BridgePorts) -> Vec<(String, String)> {
 #[derive(Debug)]
 pub(crate) struct Bridge {
     tasks: JoinSet<()>,
-    violations: Arc<Mutex<Vec<Violation>>>,
+    violations: Arc<Recorded>,
 }
 
 impl Bridge {
@@ -60,12 +61,10 @@ impl Bridge {
                 got.len()
             ))
         })?;
-        let violations = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Recorded::default());
         let mine = Arc::clone(&violations);
         let sink: Arc<dyn ViolationSink> = Arc::new(move |violation: Violation| {
-            mine.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(violation.clone());
+            mine.push(violation.clone());
             log.record(violation);
         });
         let config =
@@ -81,10 +80,10 @@ impl Bridge {
     }
 
     /// Stops serving (open connections are cut: the sandbox is gone) and
-    /// returns the violations recorded.
-    pub fn finish(mut self) -> Vec<Violation> {
+    /// returns the violations recorded (listed, and how many more).
+    pub fn finish(mut self) -> (Vec<Violation>, u64) {
         self.tasks.abort_all();
-        std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+        self.violations.take()
     }
 }
 

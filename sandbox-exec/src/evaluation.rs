@@ -417,14 +417,16 @@ async fn run(
             ..ResourceUsage::default()
         },
         limits: plan.enforcement.clone(),
-        violations: {
-            let mut violations: Vec<_> = bridge.map(Bridge::finish).unwrap_or_default();
-            violations.extend(watch.map(SyscallWatch::finish).unwrap_or_default());
-            violations.sort_by_key(|v| v.time);
-            violations
-        },
+        violations: Vec::new(),
+        violations_unlisted: 0,
         weakened,
     };
+    let (mut violations, bridge_unlisted) = bridge.map(Bridge::finish).unwrap_or_default();
+    let (syscall_listed, syscall_unlisted) = watch.map(SyscallWatch::finish).unwrap_or_default();
+    violations.extend(syscall_listed);
+    violations.sort_by_key(|v| v.time);
+    outcome.violations_unlisted = bridge_unlisted + syscall_unlisted;
+    outcome.violations = violations;
     outcome.status = match end {
         End::TimedOut => Status::TimedOut,
         End::OutputLimit => Status::OutputLimit,

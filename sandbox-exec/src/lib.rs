@@ -93,6 +93,8 @@ mod protection;
 #[cfg(target_os = "linux")]
 mod reclaim;
 #[cfg(target_os = "linux")]
+mod recorded;
+#[cfg(target_os = "linux")]
 mod seccomp;
 #[cfg(target_os = "linux")]
 mod service;

@@ -16,7 +16,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime};
 
 use sandbox_core::{EvalRequest, Violation, ViolationKind, ViolationLog, ViolationSink};
@@ -25,6 +25,7 @@ use tracing::debug;
 
 use crate::fsaccess;
 use crate::fspath;
+use crate::recorded::Recorded;
 use crate::seccomp::{verdict, Verdict};
 
 /// One evaluation's watch over its denied calls: a thread of its own that
@@ -42,7 +43,7 @@ pub(crate) struct SyscallWatch {
     stop: Option<OwnedFd>,
     /// Disconnected once the thread has returned.
     done: mpsc::Receiver<()>,
-    violations: Arc<Mutex<Vec<Violation>>>,
+    violations: Arc<Recorded>,
 }
 
 /// How long [`SyscallWatch::finish`] waits for the thread to see the end:
@@ -63,7 +64,7 @@ impl SyscallWatch {
         init_pid: u32,
         log: Arc<ViolationLog>,
     ) -> SyscallWatch {
-        let violations = Arc::new(Mutex::new(Vec::new()));
+        let violations = Arc::new(Recorded::default());
         let context = Context {
             allow_unix,
             filesystem: request.policy.filesystem.clone(),
@@ -104,13 +105,13 @@ impl SyscallWatch {
     }
 
     /// Stops watching (nothing of the evaluation runs any more) and returns
-    /// the violations recorded.
-    pub fn finish(mut self) -> Vec<Violation> {
+    /// the violations recorded (listed, and how many more).
+    pub fn finish(mut self) -> (Vec<Violation>, u64) {
         self.stop.take();
         // Brief: the thread is woken by the stop and returns at once. Waiting
         // makes a notification answered just before the end count.
         let _ = self.done.recv_timeout(FINISH_PATIENCE);
-        std::mem::take(&mut *self.violations.lock().unwrap_or_else(|e| e.into_inner()))
+        self.violations.take()
     }
 }
 
@@ -120,7 +121,7 @@ struct Context {
     init_pid: u32,
     eval: sandbox_core::EvalId,
     command: String,
-    violations: Arc<Mutex<Vec<Violation>>>,
+    violations: Arc<Recorded>,
     log: Arc<ViolationLog>,
 }
 
@@ -314,11 +315,7 @@ fn answer(fd: &OwnedFd, notification: &libc::seccomp_notif, context: &Context) {
                 rule,
                 command: context.command.clone(),
             };
-            context
-                .violations
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(violation.clone());
+            context.violations.push(violation.clone());
             context.log.record(violation);
         }
     }

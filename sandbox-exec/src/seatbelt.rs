@@ -647,6 +647,7 @@ pub(crate) fn outcome(
         usage: ResourceUsage::default(),
         limits: limits.enforcement.clone(),
         violations: Vec::new(),
+        violations_unlisted: 0,
         // Seatbelt is applied whole or the evaluation fails; nothing is
         // applied in part.
         weakened: Vec::new(),

@@ -321,3 +321,26 @@ async fn writes_in_the_writable_root_and_the_private_tmp_are_not_recorded() {
     assert_eq!(outcome.output_text(), "b\n");
     assert_eq!(filesystem(&outcome), []);
 }
+
+#[tokio::test]
+async fn a_loop_of_denials_lists_a_thousand_and_counts_the_rest() {
+    let tree = Tree::new();
+    let outcome = executor()
+        .evaluate(
+            EvalRequest::new(Command::argv([
+                PYTHON,
+                "-c",
+                &format!(
+                    "import os\nfor _ in range(1100):\n    try:\n        os.open('{}', os.O_RDONLY)\n    except PermissionError:\n        pass",
+                    tree.p("secret/key")
+                ),
+            ]))
+            .policy(tree.policy())
+            .timeout(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert!(outcome.status.success(), "{:?}", outcome.status);
+    assert_eq!(filesystem(&outcome).len(), 1000);
+    assert_eq!(outcome.violations_unlisted, 100);
+}

@@ -95,6 +95,7 @@ mod tests {
             },
             limits: Vec::new(),
             violations: Vec::new(),
+            violations_unlisted: 0,
             weakened: Vec::new(),
         }
     }

@@ -154,46 +154,9 @@ fn compile(
         .collect())
 }
 
-/// The filesystem calls the executor judges ([`crate::fsaccess`]): every
-/// call that changes a path, the `open` calls that ask for writing and, when
-/// `watch_reads`, every other `open` but `O_PATH` ones.
-fn filesystem_rules(
-    rules: &mut BTreeMap<i64, Vec<SeccompRule>>,
-    watch_reads: bool,
-) -> Result<(), FilterError> {
-    let watched = crate::fsaccess::watched();
-    for nr in watched.always {
-        rules.insert(nr, Vec::new());
-    }
-    let o_path = libc::O_PATH as u64;
-    for (nr, flags) in watched.opens {
-        let open = if watch_reads {
-            vec![rule(vec![cond(flags, SeccompCmpOp::MaskedEq(o_path), 0)?])?]
-        } else {
-            [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC]
-                .iter()
-                .map(|&bit| {
-                    rule(vec![cond(
-                        flags,
-                        SeccompCmpOp::MaskedEq(bit as u64),
-                        bit as u64,
-                    )?])
-                })
-                .collect::<Result<_, _>>()?
-        };
-        rules.insert(nr, open);
-    }
-    Ok(())
-}
-
-/// The denials of the spare's program (see the module docs), with the
-/// filesystem calls the executor judges when it answers notifications
-/// (`Some(watch_reads)`).
-fn spare_denials(filesystem: Option<bool>) -> Result<Vec<BpfInstruction>, FilterError> {
+/// The denials of the spare's program (see the module docs).
+fn spare_denials() -> Result<Vec<BpfInstruction>, FilterError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    if let Some(watch_reads) = filesystem {
-        filesystem_rules(&mut rules, watch_reads)?;
-    }
     for nr in DENIED {
         // An empty rule list matches every call.
         rules.insert(*nr, Vec::new());
@@ -275,6 +238,62 @@ fn prefix() -> Vec<BpfInstruction> {
     out
 }
 
+/// The filesystem calls the executor judges ([`crate::fsaccess`]), for a
+/// program whose accumulator holds the call's number: every call that
+/// changes a path goes to the executor, and so does an `open` whose flags ask
+/// for writing or, when `watch_reads`, lack `O_PATH`; any other `open` is
+/// allowed here (the denials do not concern it), and every other call falls
+/// through with the accumulator untouched.
+///
+/// Written by hand rather than by seccompiler, which compares each argument
+/// as two 32-bit halves and tests one flag per rule: 449 instructions where
+/// this is about 45, and the spare pays the JIT compilation of every one.
+fn filesystem_block(watch_reads: bool) -> Vec<BpfInstruction> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    /// `seccomp_data.args[n]`, low 32 bits (every supported architecture is
+    /// little-endian, and the flags fit in them).
+    const fn arg_low(n: u8) -> u32 {
+        16 + 8 * n as u32
+    }
+    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
+    let watched = crate::fsaccess::watched();
+    // Each check is followed by the checks after it, a jump over the two
+    // returns, and the two returns: NOTIFY, then ALLOW.
+    let len = watched.always.len() + 3 * watched.opens.len() + 3;
+    let mut out = Vec::with_capacity(len);
+    for nr in &watched.always {
+        let here = out.len();
+        // To NOTIFY: past the rest of the checks and the jump.
+        let to_notify = (len - 2 - here - 1) as u8;
+        out.push(ins(JEQ_K, to_notify, 0, *nr as u32));
+    }
+    for (nr, flags) in &watched.opens {
+        let here = out.len();
+        out.push(ins(JEQ_K, 0, 2, *nr as u32));
+        out.push(ins(LD_W_ABS, 0, 0, arg_low(*flags)));
+        let to_notify = (len - 2 - (here + 2) - 1) as u8;
+        let (mask, jt, jf) = if watch_reads {
+            (libc::O_PATH as u32, to_notify + 1, to_notify)
+        } else {
+            (
+                crate::fsaccess::WRITE_FLAGS as u32,
+                to_notify,
+                to_notify + 1,
+            )
+        };
+        out.push(ins(JSET_K, jt, jf, mask));
+    }
+    out.push(ins(JA, 0, 0, 2));
+    out.push(ins(RET_K, 0, 0, libc::SECCOMP_RET_USER_NOTIF));
+    out.push(ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    debug_assert_eq!(out.len(), len);
+    out
+}
+
 /// How the spare's program treats the calls it watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Watch {
@@ -287,18 +306,19 @@ pub(crate) enum Watch {
     ChangesAndReads,
 }
 
-/// The spare's program: the prefix, then the denials and watched filesystem
-/// calls, answered by the executor, or (`Watch::None`) the denials alone,
-/// answered with `EPERM` by the filter itself.
+/// The spare's program: the prefix, the watched filesystem calls, then the
+/// denials, all answered by the executor; or (`Watch::None`) the prefix and
+/// the denials alone, answered with `EPERM` by the filter itself.
 pub(crate) fn spare_program(watch: Watch) -> Result<Vec<BpfInstruction>, FilterError> {
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let mut program = prefix();
     let notify = watch != Watch::None;
-    let denials = spare_denials(match watch {
-        Watch::None => None,
-        Watch::Changes => Some(false),
-        Watch::ChangesAndReads => Some(true),
-    })?;
+    match watch {
+        Watch::None => {}
+        Watch::Changes => program.extend(filesystem_block(false)),
+        Watch::ChangesAndReads => program.extend(filesystem_block(true)),
+    }
+    let denials = spare_denials()?;
     let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
     // seccompiler has no user-notification action: its EPERM returns (the
     // denials' and nothing else's) become notifications.
@@ -467,6 +487,125 @@ mod tests {
             let spare = spare_program(watch).unwrap();
             assert!(!spare.is_empty() && spare.len() <= 4096);
         }
+    }
+
+    /// Runs a classic BPF program over a `seccomp_data` (`nr`, `args`), as
+    /// the kernel would, for the instructions our programs use.
+    fn run(program: &[BpfInstruction], nr: i64, args: [u64; 6]) -> u32 {
+        let mut data = Vec::new();
+        data.extend((nr as i32).to_ne_bytes());
+        data.extend(AUDIT_ARCH.to_ne_bytes());
+        data.extend(0u64.to_ne_bytes()); // instruction pointer
+        for a in args {
+            data.extend(a.to_ne_bytes());
+        }
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &program[pc];
+            pc += 1;
+            match i.code {
+                0x20 => {
+                    let k = i.k as usize;
+                    a = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                0x54 => a &= i.k,           // ALU AND K
+                0x05 => pc += i.k as usize, // JA
+                0x06 => return i.k,         // RET K
+                code => {
+                    let taken = match code {
+                        0x15 => a == i.k,     // JEQ
+                        0x25 => a > i.k,      // JGT
+                        0x35 => a >= i.k,     // JGE
+                        0x45 => a & i.k != 0, // JSET
+                        other => panic!("opcode {other:#x} not interpreted"),
+                    };
+                    pc += if taken { i.jt } else { i.jf } as usize;
+                }
+            }
+        }
+    }
+
+    const NOTIFY: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+
+    fn openat(flags: i32) -> [u64; 6] {
+        [libc::AT_FDCWD as u32 as u64, 0x1000, flags as u64, 0, 0, 0]
+    }
+
+    #[test]
+    fn opens_for_writing_and_path_changes_go_to_the_executor() {
+        let program = spare_program(Watch::Changes).unwrap();
+        for flags in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_CREAT,
+            libc::O_TRUNC | libc::O_RDONLY,
+        ] {
+            assert_eq!(
+                run(&program, libc::SYS_openat, openat(flags)),
+                NOTIFY,
+                "{flags:#x}"
+            );
+        }
+        assert_eq!(
+            run(&program, libc::SYS_openat, openat(libc::O_RDONLY)),
+            ALLOW
+        );
+        assert_eq!(run(&program, libc::SYS_openat, openat(libc::O_PATH)), ALLOW);
+        for nr in crate::fsaccess::watched().always {
+            assert_eq!(run(&program, nr, [0; 6]), NOTIFY, "{nr}");
+        }
+        // Calls neither watched nor denied pass; the denials still apply.
+        assert_eq!(run(&program, libc::SYS_read, [0; 6]), ALLOW);
+        assert_eq!(run(&program, libc::SYS_ptrace, [0; 6]), NOTIFY);
+        assert_eq!(
+            run(&program, libc::SYS_clone3, [0; 6]),
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
+    }
+
+    #[test]
+    fn watching_reads_sends_every_open_but_o_path_ones() {
+        let program = spare_program(Watch::ChangesAndReads).unwrap();
+        assert_eq!(
+            run(&program, libc::SYS_openat, openat(libc::O_RDONLY)),
+            NOTIFY
+        );
+        assert_eq!(
+            run(&program, libc::SYS_openat, openat(libc::O_WRONLY)),
+            NOTIFY
+        );
+        assert_eq!(
+            run(
+                &program,
+                libc::SYS_openat,
+                openat(libc::O_PATH | libc::O_CLOEXEC)
+            ),
+            ALLOW
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            run(
+                &program,
+                libc::SYS_open,
+                [0x1000, libc::O_RDONLY as u64, 0, 0, 0, 0]
+            ),
+            NOTIFY
+        );
+    }
+
+    #[test]
+    fn without_notifications_no_filesystem_call_is_watched() {
+        let program = spare_program(Watch::None).unwrap();
+        assert_eq!(
+            run(&program, libc::SYS_openat, openat(libc::O_WRONLY)),
+            ALLOW
+        );
+        assert_eq!(run(&program, libc::SYS_unlinkat, [0; 6]), ALLOW);
+        assert_eq!(
+            run(&program, libc::SYS_ptrace, [0; 6]),
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32
+        );
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! `sandbox run` with filesystem rules end to end, started from the
 //! directories a user would start it from, and the denials it reports.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
+use common::{sandbox_bin, text};
 
 /// A scratch directory outside `/tmp` (the sandbox's `/tmp` is its own),
 /// with `secret/key` and an empty `work/`.
@@ -33,10 +31,6 @@ fn sandbox_in(cwd: &Path, state: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -4,17 +4,15 @@
 //! of the machine leak in. Like the other CLI tests they read nothing from the
 //! source tree at run time and also run as an unprivileged user (SANDBOX_BIN).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
+use common::sandbox_bin;
 
 /// A state directory, HOME and working directory of one test.
 struct Env {

@@ -1,16 +1,14 @@
 //! `sandbox run` with network rules end to end, and `sandbox violations`:
 //! a real server on the host's 127.0.0.1, named through `--resolve`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
+use common::{sandbox_bin, text};
 
 /// Answers every connection with `hello`; returns its port.
 fn server() -> u16 {
@@ -36,10 +34,6 @@ fn sandbox(state: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

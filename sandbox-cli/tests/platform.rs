@@ -1,14 +1,11 @@
 //! `sandbox platform`: runs the real binary and checks the shape of its report
 //! (the values depend on the machine).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
 
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
+use common::sandbox_bin;
 
 fn platform(args: &[&str]) -> Output {
     Command::new(sandbox_bin())

@@ -3,14 +3,12 @@
 //! settings file of the machine leaks in; temporary paths are redacted as `[TMP]`
 //! in the golden snapshots.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
+use common::sandbox_bin;
 
 /// A temporary HOME and project directory, with settings files in them.
 struct Sandbox {

@@ -3,24 +3,21 @@
 //! tests also run from a copied directory as another user (the xtask does that,
 //! pointing SANDBOX_BIN at the binary to test).
 
+mod common;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sandbox_core::Outcome;
 
+use common::sandbox_bin;
+
 /// Longest any single test may take before it is declared hung; generous
 /// because CI machines are slow and the tests run in parallel on two cores.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn sandbox_bin() -> PathBuf {
-    std::env::var_os("SANDBOX_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sandbox")))
-}
 
 /// `sandbox run ARGS…` with no standard input and a known secret in its
 /// environment, as an agent host would have.

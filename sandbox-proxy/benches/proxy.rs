@@ -4,6 +4,12 @@
 //! - `proxy_throughput/{direct,tunnel}_1GiB`: a server writes 1 GiB which the client
 //!   reads to the end, directly or through an HTTP CONNECT tunnel; criterion
 //!   reports bytes/second. Target: tunnel ≥ 80% of direct.
+//! - then `PROXY_PAIRS` (default 6) pairs of the same two transfers, direct
+//!   then tunnel, each pair timed back to back: the ratio of each pair is
+//!   free of the drift between criterion's two batches (one of direct
+//!   transfers, then one of tunnelled ones, seconds apart on a shared
+//!   machine). Their median and each pair's figures are printed and written
+//!   to `$CRITERION_HOME/proxy_paired.json` for `cargo xtask bench proxy`.
 //! - `proxy_tunnels/connect_1000`: 1,000 CONNECT tunnels opened at once, one echo each,
 //!   closed; the open descriptors of the process are counted before and after and
 //!   the bench panics when any leaked.
@@ -13,8 +19,9 @@
 //!   CONNECT or SOCKS5 handshake) and the first one-byte echo.
 //!
 //! Run with `cargo bench -p sandbox-proxy --bench proxy` (add `-- proxy_latency` for
-//! one group), or `cargo xtask bench proxy` for the summary. Everything runs on one
-//! two-worker tokio runtime on 127.0.0.1; policy names are pinned, no DNS.
+//! one group), or `cargo xtask bench proxy` for the summary. The proxies and the
+//! echo server run on one two-worker tokio runtime on 127.0.0.1, the bulk source
+//! on threads of its own (see [`source_server`]); policy names are pinned, no DNS.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -53,19 +60,7 @@ fn setup() -> Setup {
         .build()
         .unwrap();
     let (http, socks, source, echo) = rt.block_on(async {
-        let source = serve(|mut s| async move {
-            let chunk = vec![0x5a; 64 * 1024];
-            let mut left = BULK as usize;
-            while left > 0 {
-                let n = left.min(chunk.len());
-                if s.write_all(&chunk[..n]).await.is_err() {
-                    return;
-                }
-                left -= n;
-            }
-            let _ = s.shutdown().await;
-        })
-        .await;
+        let source = source_server();
         let echo = serve(|mut s| async move {
             let (mut r, mut w) = s.split();
             let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -103,6 +98,34 @@ fn setup() -> Setup {
         echo,
         _handles: handles,
     }
+}
+
+/// The bulk source: a server on 127.0.0.1 that writes [`BULK`] bytes to
+/// every connection, then closes it. Plain threads, outside the runtime the
+/// proxies run on, like the remote server a tunnel reaches: sharing the
+/// proxies' workers made the tunnelled figure depend on how tokio happened
+/// to place the server's task and the tunnel's (375 to 916 ms per GiB).
+fn source_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stream.set_nodelay(true);
+                let chunk = vec![0x5a; 64 * 1024];
+                let mut left = BULK as usize;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if stream.write_all(&chunk[..n]).is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// A server on 127.0.0.1 running `handle` on every connection.
@@ -265,6 +288,69 @@ fn throughput(c: &mut Criterion, s: &Setup) {
         })
     });
     group.finish();
+    paired(s);
+}
+
+/// One 1 GiB transfer directly and one through a CONNECT tunnel, timed.
+fn pair(s: &Setup) -> (Duration, Duration) {
+    let port = s.source.port();
+    s.rt.block_on(async {
+        let start = Instant::now();
+        assert_eq!(drain(direct(s.source).await).await, BULK);
+        let direct = start.elapsed();
+        let start = Instant::now();
+        let (stream, early) = tunnel_with_early(s.http, port).await;
+        assert_eq!(early as u64 + drain(stream).await, BULK);
+        (direct, start.elapsed())
+    })
+}
+
+/// The paired measurement (see the module docs).
+fn paired(s: &Setup) {
+    let pairs: usize = std::env::var("PROXY_PAIRS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(6);
+    if pairs == 0 {
+        return;
+    }
+    let mut ratios = Vec::new();
+    let mut rows = Vec::new();
+    for _ in 0..pairs {
+        let (direct, tunnel) = pair(s);
+        // Same bytes each way: throughput tunnel/direct is time direct/tunnel.
+        let ratio = direct.as_secs_f64() / tunnel.as_secs_f64();
+        println!(
+            "proxy_throughput/paired: direct {:.0} ms, tunnel {:.0} ms, tunnel/direct throughput {ratio:.2}",
+            direct.as_secs_f64() * 1e3,
+            tunnel.as_secs_f64() * 1e3
+        );
+        rows.push(format!(
+            "{{\"direct_ms\":{:.1},\"tunnel_ms\":{:.1},\"ratio\":{ratio:.4}}}",
+            direct.as_secs_f64() * 1e3,
+            tunnel.as_secs_f64() * 1e3
+        ));
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = if pairs % 2 == 1 {
+        ratios[pairs / 2]
+    } else {
+        (ratios[pairs / 2 - 1] + ratios[pairs / 2]) / 2.0
+    };
+    println!(
+        "proxy_throughput/paired: median tunnel/direct throughput {median:.2} over {pairs} pairs"
+    );
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        let json = format!(
+            "{{\"median\":{median:.4},\"pairs\":[{}]}}\n",
+            rows.join(",")
+        );
+        let path = std::path::Path::new(&home).join("proxy_paired.json");
+        if let Err(e) = std::fs::write(&path, json) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
 }
 
 fn tunnels(c: &mut Criterion, s: &Setup) {

@@ -210,18 +210,28 @@ const AUDIT_ARCH: u32 = 0xc000_00b7;
 #[cfg(target_arch = "riscv64")]
 const AUDIT_ARCH: u32 = 0xc000_00f3;
 
+// The classic BPF instructions the hand-written parts use.
+/// `BPF_LD | BPF_W | BPF_ABS`: load a word of `seccomp_data`.
+const LD_W_ABS: u16 = 0x20;
+/// `BPF_JMP | BPF_JEQ | BPF_K`.
+const JEQ_K: u16 = 0x15;
+/// `BPF_JMP | BPF_JSET | BPF_K`: jump if any of the bits is set.
+const JSET_K: u16 = 0x45;
+/// `BPF_JMP | BPF_JA`: jump always.
+const JA: u16 = 0x05;
+/// `BPF_RET | BPF_K`.
+const RET_K: u16 = 0x06;
+
+const fn ins(code: u16, jt: u8, jf: u8, k: u32) -> BpfInstruction {
+    BpfInstruction { code, jt, jf, k }
+}
+
 /// What comes before the denials, in the same program (one program is one
 /// JIT compilation when init installs it): the architecture check, then the
 /// x32 bit (x86-64) and `clone3`, both answered `ENOSYS`.
 fn prefix() -> Vec<BpfInstruction> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    #[cfg(target_arch = "x86_64")]
-    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const ARCH_OFFSET: u32 = 4; // seccomp_data.arch
     const NR_OFFSET: u32 = 0; // seccomp_data.nr
-    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
     let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
     let mut out = vec![
         ins(LD_W_ABS, 0, 0, ARCH_OFFSET),
@@ -249,17 +259,11 @@ fn prefix() -> Vec<BpfInstruction> {
 /// as two 32-bit halves and tests one flag per rule: 449 instructions where
 /// this is about 45, and the spare pays the JIT compilation of every one.
 fn filesystem_block(watch_reads: bool) -> Vec<BpfInstruction> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
-    const JA: u16 = 0x05; // BPF_JMP | BPF_JA
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     /// `seccomp_data.args[n]`, low 32 bits (every supported architecture is
     /// little-endian, and the flags fit in them).
     const fn arg_low(n: u8) -> u32 {
         16 + 8 * n as u32
     }
-    let ins = |code, jt, jf, k| BpfInstruction { code, jt, jf, k };
     let watched = crate::fsaccess::watched();
     // Each check is followed by the checks after it, a jump over the two
     // returns, and the two returns: NOTIFY, then ALLOW.
@@ -310,7 +314,6 @@ pub(crate) enum Watch {
 /// denials, all answered by the executor; or (`Watch::None`) the prefix and
 /// the denials alone, answered with `EPERM` by the filter itself.
 pub(crate) fn spare_program(watch: Watch) -> Result<Vec<BpfInstruction>, FilterError> {
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let mut program = prefix();
     let notify = watch != Watch::None;
     match watch {
@@ -504,19 +507,19 @@ mod tests {
             let i = &program[pc];
             pc += 1;
             match i.code {
-                0x20 => {
+                LD_W_ABS => {
                     let k = i.k as usize;
                     a = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
                 }
-                0x54 => a &= i.k,           // ALU AND K
-                0x05 => pc += i.k as usize, // JA
-                0x06 => return i.k,         // RET K
+                0x54 => a &= i.k, // ALU AND K
+                JA => pc += i.k as usize,
+                RET_K => return i.k,
                 code => {
                     let taken = match code {
-                        0x15 => a == i.k,     // JEQ
-                        0x25 => a > i.k,      // JGT
-                        0x35 => a >= i.k,     // JGE
-                        0x45 => a & i.k != 0, // JSET
+                        JEQ_K => a == i.k,
+                        0x25 => a > i.k,  // JGT
+                        0x35 => a >= i.k, // JGE
+                        JSET_K => a & i.k != 0,
                         other => panic!("opcode {other:#x} not interpreted"),
                     };
                     pc += if taken { i.jt } else { i.jf } as usize;

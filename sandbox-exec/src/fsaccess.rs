@@ -265,9 +265,9 @@ pub(crate) fn is_watched(nr: i64) -> bool {
         .contains(&nr)
 }
 
-/// Paths of the sandbox's own (its `/tmp`, `/dev`, `/proc`, `/sys`), which the
+/// Paths of the sandbox's own (its `/tmp`, `/dev` and `/proc`), which the
 /// policy does not describe and the executor never judges.
-const PRIVATE: &[&str] = &["/tmp", "/dev", "/proc", "/sys"];
+const PRIVATE: &[&str] = &["/tmp", "/dev", "/proc"];
 
 /// Whether `path` lies in one of the sandbox's own trees.
 pub(crate) fn is_private(path: &Path) -> bool {
@@ -456,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_sandboxs_own_trees_are_never_judged() {
-        for path in ["/tmp/x", "/dev/null", "/proc/self/fd/1", "/sys/x"] {
+        for path in ["/tmp/x", "/dev/null", "/proc/self/fd/1"] {
             assert_eq!(
                 judge(&policy(), Access::Write, Path::new(path)),
                 None,
@@ -464,6 +464,8 @@ mod tests {
             );
         }
         assert!(!is_private(Path::new("/tmpfoo")));
+        // The host's /sys, read-only like the rest of the host.
+        assert!(judge(&policy(), Access::Write, Path::new("/sys/kernel/x")).is_some());
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub struct PlatformReport {
     pub landlock: Landlock,
     /// seccomp.
     pub seccomp: Seccomp,
+    /// Yama's `ptrace_scope` (`/proc/sys/kernel/yama/ptrace_scope`), when
+    /// Yama is active: from 2 on it keeps an unprivileged executor from
+    /// reading a watched call's path out of the caller, and 3 keeps root
+    /// from it too.
+    pub yama_ptrace_scope: Option<u32>,
     /// The cgroup layout.
     pub cgroup: CgroupReport,
     /// What the sandbox enforces and observes here, derived from the rest.
@@ -141,6 +146,7 @@ pub fn probe() -> PlatformReport {
             unavailable_reason: Some("Landlock is Linux only".to_string()),
         },
         seccomp: Seccomp::default(),
+        yama_ptrace_scope: None,
         cgroup: CgroupReport {
             mode: CgroupMode::None,
             v1_controllers: Vec::new(),
@@ -394,7 +400,17 @@ pub fn enforcement(report: &PlatformReport) -> Vec<Enforcement> {
     // Landlock's audit records would not do: the mounts refuse a write or
     // hide a denied path before Landlock ever sees the access, and the
     // records reach only a system-wide audit daemon.
-    out.push(if report.seccomp.user_notification {
+    let ptrace_forbidden = match report.yama_ptrace_scope {
+        Some(scope) if scope >= 3 || (scope == 2 && !report.root) => Some(scope),
+        _ => None,
+    };
+    out.push(if let (true, Some(scope)) = (report.seccomp.user_notification, ptrace_forbidden) {
+        line(
+            "filesystem violations",
+            false,
+            format!("not recorded: Yama's ptrace_scope {scope} keeps the executor from reading a call's path out of the sandbox (denied accesses still fail: EROFS for writes, an empty mask for reads)"),
+        )
+    } else if report.seccomp.user_notification {
         line(
             "filesystem violations",
             true,
@@ -433,6 +449,8 @@ mod linux {
         };
         report.landlock = landlock();
         report.seccomp = seccomp();
+        report.yama_ptrace_scope =
+            read("/proc/sys/kernel/yama/ptrace_scope").and_then(|t| t.trim().parse().ok());
         report.cgroup = parse_cgroups(&read("/proc/self/mountinfo").unwrap_or_default());
     }
 
@@ -587,6 +605,7 @@ mod tests {
                 available: true,
                 user_notification: true,
             },
+            yama_ptrace_scope: None,
             cgroup: parse_cgroups(V1_MOUNTINFO),
             enforcement: Vec::new(),
         }
@@ -671,6 +690,24 @@ mod tests {
         r.root = true;
         r.cgroup = parse_cgroups(V2_MOUNTINFO);
         assert!(!line(&enforcement(&r), "process limit").enforced);
+    }
+
+    #[test]
+    fn filesystem_violations_need_the_callers_memory_which_yama_can_forbid() {
+        let mut r = report();
+        r.yama_ptrace_scope = Some(2);
+        assert!(!line(&enforcement(&r), "filesystem violations").enforced);
+        r.root = true;
+        assert!(line(&enforcement(&r), "filesystem violations").enforced);
+        r.yama_ptrace_scope = Some(3);
+        let detail = line(&enforcement(&r), "filesystem violations").clone();
+        assert!(
+            !detail.enforced && detail.detail.contains("ptrace_scope 3"),
+            "{detail:?}"
+        );
+        r.yama_ptrace_scope = Some(1);
+        r.root = false;
+        assert!(line(&enforcement(&r), "filesystem violations").enforced);
     }
 
     #[test]

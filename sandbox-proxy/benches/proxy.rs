@@ -307,10 +307,12 @@ fn pair(s: &Setup) -> (Duration, Duration) {
 
 /// The paired measurement (see the module docs).
 fn paired(s: &Setup) {
-    let pairs: usize = std::env::var("PROXY_PAIRS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(6);
+    let pairs: usize = match std::env::var("PROXY_PAIRS") {
+        Err(_) => 6,
+        Ok(n) => n.trim().parse().unwrap_or_else(|_| {
+            panic!("PROXY_PAIRS={n:?} is not a number of pairs (0 skips the paired measurement)")
+        }),
+    };
     if pairs == 0 {
         return;
     }

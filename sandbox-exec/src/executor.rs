@@ -78,12 +78,12 @@ impl Executor {
             inner: Arc::new(Inner {
                 #[cfg(target_os = "linux")]
                 pool: crate::prewarm::Pool::new(
-                    crate::launch::Launcher {
+                    crate::launch::Launcher::new(
                         program,
                         args,
                         dir,
-                        user_namespace: !nix::unistd::geteuid().is_root(),
-                    },
+                        !nix::unistd::geteuid().is_root(),
+                    ),
                     DEFAULT_PREWARM,
                 ),
                 #[cfg(target_os = "linux")]

@@ -26,12 +26,17 @@ fn raw_sync(stream: &Stream) -> RawFd {
 
 /// Sends `fds` (at most [`MAX_FDS`]) to the other end of `stream`.
 pub(crate) fn send(stream: &Stream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    send_on(raw_sync(stream), fds)
+}
+
+/// Sends `fds` (at most [`MAX_FDS`]) over the connected Unix socket `socket`.
+pub(crate) fn send_on(socket: RawFd, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let byte = [fds.len() as u8];
     loop {
         match sendmsg::<()>(
-            raw_sync(stream),
+            socket,
             &[IoSlice::new(&byte)],
             &cmsg,
             MsgFlags::MSG_NOSIGNAL,
@@ -57,12 +62,18 @@ pub(crate) async fn receive(stream: &AsyncStream) -> io::Result<Vec<OwnedFd>> {
     }
 }
 
-fn receive_now(fd: RawFd) -> io::Result<Vec<OwnedFd>> {
+/// Receives one batch sent with [`send_on`] over the blocking Unix socket
+/// `fd`, waiting for it (or ready now, when called from [`receive`]).
+pub(crate) fn receive_now(fd: RawFd) -> io::Result<Vec<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let mut iov = [IoSliceMut::new(&mut byte)];
-    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(io::Error::from)?;
+    let msg = loop {
+        match recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            result => break result.map_err(io::Error::from)?,
+        }
+    };
     let mut fds = Vec::new();
     for cmsg in msg.cmsgs().map_err(io::Error::from)? {
         if let ControlMessageOwned::ScmRights(received) = cmsg {
@@ -77,7 +88,7 @@ fn receive_now(fd: RawFd) -> io::Result<Vec<OwnedFd>> {
     if msg.bytes == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            "the runner closed the channel before passing its sockets",
+            "the other end closed the channel before passing its descriptors",
         ));
     }
     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
@@ -88,7 +99,7 @@ fn receive_now(fd: RawFd) -> io::Result<Vec<OwnedFd>> {
     let expected = byte[0] as usize;
     if fds.len() != expected {
         return Err(io::Error::other(format!(
-            "expected {expected} descriptors from the runner, got {}",
+            "expected {expected} descriptors, got {}",
             fds.len()
         )));
     }

@@ -5,10 +5,12 @@
 //! started ahead of time (pre-warmed) and taken by an evaluation running on any
 //! tokio runtime. It is used for exactly one evaluation.
 
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
@@ -17,7 +19,9 @@ use tracing::debug;
 use crate::cgroup::{Cgroup, CgroupLimits};
 use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::pidfd::{ChildProcess, Pidfd};
+use crate::protocol::RunnerSpec;
 use crate::runner::{CGROUP_ENV, CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use crate::zygote::Zygote;
 use crate::ExecError;
 
 /// Pipes are enlarged to this so a fast writer needs fewer wake-ups.
@@ -31,21 +35,23 @@ pub(crate) struct Launcher {
     pub dir: PrivateDir,
     /// Whether runners create a user namespace: when the executor is not root.
     pub user_namespace: bool,
+    /// Forks runners once started (see [`Launcher::start_zygote`]).
+    zygote: Mutex<ZygoteState>,
 }
 
-/// What a runner's init prepares before its job arrives, and so which jobs
-/// it can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Preparation {
-    /// Nothing: an unconfined job.
-    Plain,
-    /// The policy-independent part of the sandbox; `watch_reads` when its
-    /// seccomp program also hands every `open` for reading to the executor.
-    Confined {
-        /// See [`crate::fsaccess`].
-        watch_reads: bool,
-    },
+/// Whether runners are forked by a zygote or executed.
+#[derive(Debug, Default)]
+enum ZygoteState {
+    /// None started yet: runners are executed.
+    #[default]
+    NotStarted,
+    Running(Zygote),
+    /// It could not be started, or failed: runners are executed from now on
+    /// (a failing zygote is not restarted over and over).
+    Failed,
 }
+
+pub(crate) use crate::protocol::Preparation;
 
 impl Preparation {
     /// What `job` needs.
@@ -162,6 +168,64 @@ fn pipe(what: &'static str) -> Result<(OwnedFd, OwnedFd), ExecError> {
 }
 
 impl Launcher {
+    pub fn new(
+        program: PathBuf,
+        args: Vec<OsString>,
+        dir: PrivateDir,
+        user_namespace: bool,
+    ) -> Self {
+        Launcher {
+            program,
+            args,
+            dir,
+            user_namespace,
+            zygote: Mutex::default(),
+        }
+    }
+
+    /// Starts the zygote, which forks runners from then on instead of the
+    /// executor executing each (see [`crate::zygote`]). Called by the
+    /// pre-warming thread: runners forked by the zygote get their
+    /// parent-death signal from the thread that started it.
+    pub fn start_zygote(&self) {
+        let mut zygote = self.zygote();
+        if matches!(*zygote, ZygoteState::NotStarted) {
+            *zygote = match Zygote::start(&self.program, &self.args) {
+                Ok(started) => ZygoteState::Running(started),
+                Err(error) => {
+                    debug!(%error, program = %self.program.display(), "cannot start the zygote; executing runners");
+                    ZygoteState::Failed
+                }
+            };
+        }
+    }
+
+    fn zygote(&self) -> std::sync::MutexGuard<'_, ZygoteState> {
+        // A panic while holding the lock leaves a usable state.
+        self.zygote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the zygote (if one runs) for the runner of `spec`; `None` when
+    /// the runner must be executed instead.
+    fn fork_from_zygote(
+        &self,
+        spec: &RunnerSpec,
+        stdio: [BorrowedFd<'_>; 3],
+    ) -> Option<ChildProcess> {
+        let mut state = self.zygote();
+        let ZygoteState::Running(zygote) = &mut *state else {
+            return None;
+        };
+        match zygote.fork(spec, stdio) {
+            Ok(runner) => Some(runner),
+            Err(error) => {
+                debug!(%error, "the zygote failed; executing runners from now on");
+                *state = ZygoteState::Failed;
+                None
+            }
+        }
+    }
+
     /// Starts a runner for jobs of one `preparation`. It
     /// connects to its endpoint on its own; [`Launched::connect`] completes
     /// the handshake.
@@ -177,11 +241,11 @@ impl Launcher {
             Some((cgroup, limits)) => SpareCgroup(Some(cgroup), limits),
             None => SpareCgroup::default(),
         };
-        let moves: String = cgroup
+        let cgroup_procs: Vec<String> = cgroup
             .0
             .iter()
             .flat_map(Cgroup::procs_files)
-            .map(|procs| format!("{}\n", procs.display()))
+            .map(|procs| procs.display().to_string())
             .collect();
         let token = endpoint::new_token().map_err(prepare_err("a token"))?;
         let endpoint =
@@ -199,37 +263,21 @@ impl Launcher {
             // SAFETY: fcntl on a descriptor we own.
             unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
         }
-        let child = std::process::Command::new(&self.program)
-            .args(&self.args)
-            .env_clear()
-            .env(ENDPOINT_ENV, endpoint.path())
-            .env(TOKEN_ENV, endpoint::token_hex(&token))
-            .env(PARENT_ENV, std::process::id().to_string())
-            .env(USERNS_ENV, if self.user_namespace { "1" } else { "0" })
-            .env(CONFINED_ENV, preparation.env())
-            .env(CGROUP_ENV, moves)
-            .stdin(Stdio::from(stdin_r))
-            .stdout(Stdio::from(stdout_w))
-            .stderr(Stdio::from(stderr_w))
-            .spawn()
-            .map_err(|source| ExecError::SpawnRunner {
-                program: self.program.clone(),
-                source,
-            })?;
-        // Not reaped yet, so the pid cannot have been recycled.
-        let pidfd = match Pidfd::open(child.id()) {
-            Ok(pidfd) => pidfd,
-            Err(source) => {
-                // SAFETY: kill a child we own and have not reaped.
-                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-                let mut child = child;
-                let _ = child.wait();
-                return Err(prepare_err("a pidfd for the runner")(source));
-            }
+        let spec = RunnerSpec {
+            endpoint: endpoint.path().as_os_str().as_bytes().to_vec(),
+            token,
+            user_namespace: self.user_namespace,
+            preparation,
+            cgroup_procs,
         };
-        debug!(runner_pid = child.id(), "runner spawned");
+        let stdio = [stdin_r.as_fd(), stdout_w.as_fd(), stderr_w.as_fd()];
+        let process = match self.fork_from_zygote(&spec, stdio) {
+            Some(process) => process,
+            None => self.execute(&spec, stdin_r, stdout_w, stderr_w)?,
+        };
+        debug!(runner_pid = process.pid(), "runner started");
         Ok(Launched {
-            process: ChildProcess::new(pidfd),
+            process,
             preparation,
             endpoint,
             token,
@@ -238,6 +286,46 @@ impl Launcher {
             stderr: stderr_r,
             cgroup,
         })
+    }
+}
+
+impl Launcher {
+    /// Executes the runner of `spec`, with the given ends of its pipes.
+    fn execute(
+        &self,
+        spec: &RunnerSpec,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<ChildProcess, ExecError> {
+        let child = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .env(ENDPOINT_ENV, OsStr::from_bytes(&spec.endpoint))
+            .env(TOKEN_ENV, endpoint::token_hex(&spec.token))
+            .env(PARENT_ENV, std::process::id().to_string())
+            .env(USERNS_ENV, if spec.user_namespace { "1" } else { "0" })
+            .env(CONFINED_ENV, spec.preparation.env())
+            .env(CGROUP_ENV, spec.cgroup_procs.join("\n"))
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .map_err(|source| ExecError::SpawnRunner {
+                program: self.program.clone(),
+                source,
+            })?;
+        // Not reaped yet, so the pid cannot have been recycled.
+        match Pidfd::open(child.id()) {
+            Ok(pidfd) => Ok(ChildProcess::new(pidfd)),
+            Err(source) => {
+                // SAFETY: kill a child we own and have not reaped.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+                let mut child = child;
+                let _ = child.wait();
+                Err(prepare_err("a pidfd for the runner")(source))
+            }
+        }
     }
 }
 

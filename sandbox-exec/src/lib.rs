@@ -98,6 +98,8 @@ mod recorded;
 mod seccomp;
 #[cfg(target_os = "linux")]
 mod service;
+#[cfg(target_os = "linux")]
+mod zygote;
 
 pub use error::ExecError;
 pub use executor::{Executor, RunnerProgram, DEFAULT_PREWARM};

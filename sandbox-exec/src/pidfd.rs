@@ -36,6 +36,11 @@ impl Pidfd {
         Ok(Pidfd { fd, pid })
     }
 
+    /// A descriptor for `pid` obtained elsewhere (from `CLONE_PIDFD`).
+    pub fn from_owned(fd: OwnedFd, pid: u32) -> Self {
+        Pidfd { fd, pid }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -170,6 +170,8 @@ impl Shared {
     }
 
     fn work(&self) {
+        // Started here, as this thread outlives every runner the zygote forks.
+        self.launcher.start_zygote();
         let mut state = self.lock();
         loop {
             if state.closed {

@@ -20,6 +20,46 @@ pub(crate) struct Hello {
     pub token: [u8; 16],
 }
 
+/// What a runner's init prepares before its job arrives, and so which jobs
+/// it can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Preparation {
+    /// Nothing: an unconfined job.
+    Plain,
+    /// The policy-independent part of the sandbox; `watch_reads` when its
+    /// seccomp program also hands every `open` for reading to the executor.
+    Confined {
+        /// See `fsaccess`.
+        watch_reads: bool,
+    },
+}
+
+/// What one runner is started for. A runner the executor executes reads it
+/// from its environment; one the zygote forks gets it in the request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RunnerSpec {
+    /// The socket the runner connects to (the bytes of its path).
+    pub endpoint: Vec<u8>,
+    /// The secret it proves itself with.
+    pub token: [u8; 16],
+    /// Whether it creates a user namespace (the executor is not privileged).
+    pub user_namespace: bool,
+    /// What its init prepares.
+    pub preparation: Preparation,
+    /// The `cgroup.procs` files it moves into before forking init.
+    pub cgroup_procs: Vec<String>,
+}
+
+/// The zygote's answer to a [`RunnerSpec`]. The runner's pidfd travels in a
+/// descriptor batch just before `Runner`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Forked {
+    /// The runner exists; it is the executor's child.
+    Runner { pid: u32 },
+    /// No runner was made.
+    Failed { reason: String },
+}
+
 /// A resource limit the runner sets with `setrlimit` in each child before exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Rlimit {

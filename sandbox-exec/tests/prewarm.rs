@@ -17,6 +17,10 @@ fn tagged_executor(tag: &str) -> Executor {
     .expect("executor")
 }
 
+/// What a waiting spare shows of an executor: the runner, the init it
+/// prepared, and the zygote the runner was forked from.
+const SPARE_AND_ZYGOTE: usize = 3;
+
 /// Polls until `done` holds, for at most ten seconds.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -58,10 +62,10 @@ async fn a_spare_is_started_while_an_evaluation_runs() {
     let tag = unique_tag("spare");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    // A spare is a runner waiting for a job plus the init it prepared.
-    eventually("a spare runner and its init are waiting", || {
-        processes_tagged(&tag).len() == 2
-    });
+    eventually(
+        "a spare runner, its init and the zygote are waiting",
+        || processes_tagged(&tag).len() == SPARE_AND_ZYGOTE,
+    );
 }
 
 #[tokio::test]
@@ -69,7 +73,9 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     let tag = unique_tag("killed");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || processes_tagged(&tag).len() == 2);
+    eventually("a spare is waiting", || {
+        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
+    });
     for pid in processes_tagged(&tag) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -81,12 +87,98 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     assert_eq!(outcome.output_text(), "still fine\n");
 }
 
+/// Records, for each runner, its parent and whether it was forked by the
+/// zygote (its environment is the zygote's) rather than executed.
+#[derive(Default)]
+struct RunnerOrigins(Vec<(u32, bool)>);
+
+impl Observer for RunnerOrigins {
+    fn runner_started(&mut self, pid: u32) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // The parent is the second field after the parenthesised name.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let parent: u32 = after_name.split(' ').nth(1).unwrap().parse().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let forked = String::from_utf8_lossy(&environ).contains("SANDBOX_RUNNER_ZYGOTE=1");
+        self.0.push((parent, forked));
+    }
+}
+
+#[tokio::test]
+async fn spares_are_forked_by_the_zygote_as_children_of_the_executor() {
+    let executor = tagged_executor(&unique_tag("forked"));
+    let mut origins = RunnerOrigins::default();
+    for _ in 0..4 {
+        let outcome = executor
+            .evaluate_observed(shell("sleep 0.05"), &mut origins)
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, Status::Exited { code: 0 });
+    }
+    // The first evaluation found no spare and executed its runner.
+    let me = std::process::id();
+    assert_eq!(origins.0[0], (me, false));
+    for later in &origins.0[1..] {
+        assert_eq!(*later, (me, true), "all runners: {:?}", origins.0);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
+    let tag = unique_tag("zygote");
+    let executor = tagged_executor(&tag);
+    executor.evaluate(shell("true")).await.unwrap();
+    eventually("a spare is waiting", || {
+        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
+    });
+    // The zygote is the tagged process that is the executor's child and
+    // not a runner: the runner's child is its init.
+    let me = std::process::id();
+    let tagged = processes_tagged(&tag);
+    let parent_of = |pid: u32| -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        after_name
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    let zygote = tagged
+        .iter()
+        .copied()
+        .find(|&pid| parent_of(pid) == me && !tagged.iter().any(|&c| parent_of(c) == pid))
+        .expect("a zygote");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zygote as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut origins = RunnerOrigins::default();
+    for _ in 0..3 {
+        let outcome = executor
+            .evaluate_observed(shell("echo still fine"), &mut origins)
+            .await
+            .unwrap();
+        assert_eq!(outcome.output_text(), "still fine\n");
+    }
+    // The spare forked before the kill is used; after it, runners are executed.
+    assert_eq!(
+        origins.0.last(),
+        Some(&(me, false)),
+        "all runners: {:?}",
+        origins.0
+    );
+}
+
 #[tokio::test]
 async fn dropping_the_executor_kills_its_spares() {
     let tag = unique_tag("dropped");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || processes_tagged(&tag).len() == 2);
+    eventually("a spare is waiting", || {
+        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
+    });
     drop(executor);
     eventually("no spare survives its executor", || {
         processes_tagged(&tag).is_empty()
@@ -111,7 +203,9 @@ fn a_spare_serves_a_blocking_call_on_a_later_runtime() {
     // Each blocking call runs on a runtime of its own; the spare started
     // during the first must work under the second.
     executor.evaluate_blocking(shell("true")).unwrap();
-    eventually("a spare is waiting", || processes_tagged(&tag).len() == 2);
+    eventually("a spare is waiting", || {
+        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
+    });
     let outcome = executor.evaluate_blocking(shell("echo second")).unwrap();
     assert_eq!(outcome.output_text(), "second\n");
 }

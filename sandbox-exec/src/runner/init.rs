@@ -11,13 +11,12 @@ use sandbox_core::{Termination, TruncateMode};
 
 use super::confine::Base;
 use super::spawn::{self, Stdio};
-use super::CONFINED_ENV;
 use crate::capture::Capture;
 use crate::frame;
-use crate::protocol::{Confinement, Job, LandlockMode, Report, Usage};
+use crate::protocol::{Confinement, Job, LandlockMode, Preparation, Report, Usage};
 use crate::OutputStream;
 
-pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
+pub(super) fn run(mut stream: Stream, go: OwnedFd, preparation: Preparation) -> ! {
     // SAFETY: only changes this process's own parent-death signal.
     unsafe {
         libc::prctl(
@@ -36,10 +35,9 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd) -> ! {
     }
     // Everything of the sandbox that does not depend on the policy is built
     // while a spare waits, off the evaluation's path.
-    let base = match std::env::var_os(CONFINED_ENV) {
-        Some(v) if v == "1" => Some(super::confine::prepare(false)),
-        Some(v) if v == "reads" => Some(super::confine::prepare(true)),
-        _ => None,
+    let base = match preparation {
+        Preparation::Confined { watch_reads } => Some(super::confine::prepare(watch_reads)),
+        Preparation::Plain => None,
     };
     // A spare waits here, possibly for long, until an evaluation takes it.
     let job: Job = match frame::read_sync(&mut stream) {

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
 use interprocess::local_socket::prelude::*;
@@ -9,31 +10,72 @@ use interprocess::local_socket::{GenericFilePath, Stream};
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
-use super::{CGROUP_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV};
+use super::{
+    CGROUP_ENV, CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV, ZYGOTE_ENV,
+};
 use crate::frame;
-use crate::protocol::{Hello, Report, MAGIC};
+use crate::protocol::{Hello, Preparation, Report, RunnerSpec, MAGIC};
 
 /// Exit code of a runner that could not even reach its executor.
-const BROKEN: i32 = 125;
+pub(super) const BROKEN: i32 = 125;
 
 pub(super) fn run() -> i32 {
-    arm_parent_death_signal();
+    let parent = expected_parent();
+    arm_parent_death_signal(parent);
     // Whatever descriptors the executor's process leaked to us (its caller's
     // pipes, sockets, files) must not reach the evaluation.
-    // SAFETY: closes descriptors this process has no handle objects for.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    close_from(3);
     if more_than_one_thread() {
         // fork() in a threaded process may inherit locks held by other threads;
         // a fresh exec of ourselves is single-threaded until `dispatch` runs.
         reexec_self();
     }
-    let (endpoint, token) = match read_env() {
-        Ok(v) => v,
+    if std::env::var_os(ZYGOTE_ENV).is_some() {
+        return super::zygote::run(parent);
+    }
+    match spec_from_env() {
+        Ok(spec) => serve(spec),
         Err(reason) => {
             eprintln!("sandbox runner: {reason}");
-            return BROKEN;
+            BROKEN
         }
-    };
+    }
+}
+
+/// The start of a runner the zygote forked: `stdio` become its standard
+/// descriptors and nothing else of the zygote's stays open.
+pub(super) fn forked(spec: RunnerSpec, stdio: [OwnedFd; 3], parent: Option<i32>) -> i32 {
+    // The fork cleared the zygote's parent-death signal; with CLONE_PARENT
+    // the parent is the executor's, so the same check holds.
+    arm_parent_death_signal(parent);
+    for (target, fd) in stdio.into_iter().enumerate() {
+        let fd = fd.into_raw_fd();
+        // SAFETY: installs a descriptor we own as a standard one; the
+        // original is closed with the rest below.
+        unsafe { libc::dup2(fd, target as libc::c_int) };
+    }
+    close_from(3);
+    serve(spec)
+}
+
+/// Closes every descriptor from `first` up.
+fn close_from(first: u32) {
+    // SAFETY: closes descriptors this process has no handle objects for
+    // (the callers hold none from `first` up).
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+}
+
+/// Connects to the executor, proves itself, enters the namespaces, forks
+/// init and waits for it.
+pub(super) fn serve(spec: RunnerSpec) -> i32 {
+    let RunnerSpec {
+        endpoint,
+        token,
+        user_namespace,
+        preparation,
+        cgroup_procs,
+    } = spec;
+    let endpoint = OsString::from_vec(endpoint);
     let mut stream = match endpoint
         .as_os_str()
         .to_fs_name::<GenericFilePath>()
@@ -55,11 +97,10 @@ pub(super) fn run() -> i32 {
     }
     // Init is forked into the spare's cgroups: the runner moves in first
     // (and stays: moving it out again would cost another migration).
-    if let Err(reason) = move_into(&cgroup_procs()) {
+    if let Err(reason) = move_into(&cgroup_procs) {
         let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
         return BROKEN;
     }
-    let user_namespace = std::env::var_os(USERNS_ENV).is_some_and(|v| v == "1");
     if let Err(reason) = enter_namespaces(user_namespace) {
         let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
         return BROKEN;
@@ -94,7 +135,7 @@ pub(super) fn run() -> i32 {
         Ok(ForkResult::Child) => {
             drop(go_write);
             drop(null);
-            super::init::run(stream, go_read)
+            super::init::run(stream, go_read, preparation)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(go_read);
@@ -121,15 +162,6 @@ pub(super) fn run() -> i32 {
     }
 }
 
-/// The `cgroup.procs` files [`CGROUP_ENV`] names.
-fn cgroup_procs() -> Vec<String> {
-    std::env::var(CGROUP_ENV)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Moves this process into each cgroup whose `cgroup.procs` is given.
 fn move_into(procs: &[String]) -> Result<(), String> {
     for file in procs {
@@ -140,7 +172,12 @@ fn move_into(procs: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn arm_parent_death_signal() {
+/// The executor's pid, as it put it in our environment.
+fn expected_parent() -> Option<i32> {
+    std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok())
+}
+
+fn arm_parent_death_signal(parent: Option<i32>) {
     // SAFETY: prctl with these arguments only changes this process's own setting.
     unsafe {
         libc::prctl(
@@ -152,10 +189,7 @@ fn arm_parent_death_signal() {
         )
     };
     // If the executor died before the prctl took effect, nobody would ever kill us.
-    let expected = std::env::var(PARENT_ENV)
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok());
-    if let Some(parent) = expected {
+    if let Some(parent) = parent {
         if nix::unistd::getppid().as_raw() != parent {
             std::process::exit(BROKEN);
         }
@@ -180,13 +214,28 @@ fn reexec_self() {
     std::process::exit(BROKEN);
 }
 
-fn read_env() -> Result<(OsString, [u8; 16]), String> {
+/// The spec of a runner the executor executed, from its environment.
+fn spec_from_env() -> Result<RunnerSpec, String> {
     let endpoint = std::env::var_os(ENDPOINT_ENV).ok_or(format!("{ENDPOINT_ENV} is not set"))?;
     let hex = std::env::var(TOKEN_ENV).map_err(|_| format!("{TOKEN_ENV} is not set"))?;
     let token =
         crate::endpoint::parse_token(&hex).ok_or(format!("{TOKEN_ENV} is not 32 hex digits"))?;
-    let endpoint = OsString::from_vec(endpoint.into_vec());
-    Ok((endpoint, token))
+    let preparation = match std::env::var(CONFINED_ENV).as_deref() {
+        Ok("1") => Preparation::Confined { watch_reads: false },
+        Ok("reads") => Preparation::Confined { watch_reads: true },
+        _ => Preparation::Plain,
+    };
+    Ok(RunnerSpec {
+        endpoint: endpoint.into_vec(),
+        token,
+        user_namespace: std::env::var_os(USERNS_ENV).is_some_and(|v| v == "1"),
+        preparation,
+        cgroup_procs: std::env::var(CGROUP_ENV)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 /// Moves the runner into a new pid namespace for its children (and, when it is

@@ -7,10 +7,15 @@
 //!
 //! ```text
 //! executor ── runner (host pid namespace; talks, then waits)
-//!               └── init (pid 1 of a new pid namespace: joins cgroups, runs the
-//!                     │   setup steps and the command, reaps orphans, reports)
-//!                     └── command, and everything it starts
+//!    │          └── init (pid 1 of a new pid namespace: joins cgroups, runs the
+//!    │                │   setup steps and the command, reaps orphans, reports)
+//!    │                └── command, and everything it starts
+//!    └── zygote (with spares: forks each spare's runner as the executor's child)
 //! ```
+//!
+//! A runner is executed when the executor has no zygote (no spares, or the
+//! zygote failed), and forked by the zygote otherwise; from there on the
+//! two are the same.
 //!
 //! Killing init kills every process in its namespace, so a timeout kills the
 //! whole tree, including children that double-fork or call `setsid` — no list of
@@ -28,6 +33,8 @@ mod landlock;
 mod linux;
 #[cfg(target_os = "linux")]
 mod spawn;
+#[cfg(target_os = "linux")]
+mod zygote;
 
 /// Names the socket the runner connects to; set only in runner children.
 pub(crate) const ENDPOINT_ENV: &str = "SANDBOX_RUNNER_ENDPOINT";
@@ -44,6 +51,9 @@ pub(crate) const CONFINED_ENV: &str = "SANDBOX_RUNNER_CONFINED";
 /// Set for a spare with cgroups of its own: one `cgroup.procs` file per
 /// line, which the runner moves into before forking init.
 pub(crate) const CGROUP_ENV: &str = "SANDBOX_RUNNER_CGROUP";
+/// Set (to `1`) when the runner is the executor's zygote: it forks a runner
+/// for each request on its standard input instead of running one itself.
+pub(crate) const ZYGOTE_ENV: &str = "SANDBOX_RUNNER_ZYGOTE";
 /// The executor's pid, so the runner can tell if its parent died before it
 /// armed its parent-death signal.
 pub(crate) const PARENT_ENV: &str = "SANDBOX_RUNNER_PARENT";
@@ -53,7 +63,7 @@ pub(crate) const PARENT_ENV: &str = "SANDBOX_RUNNER_PARENT";
 /// thread or async runtime starts, when the executor uses
 /// [`RunnerProgram::CurrentExe`](crate::RunnerProgram::CurrentExe).
 pub fn dispatch() {
-    if std::env::var_os(ENDPOINT_ENV).is_some() {
+    if std::env::var_os(ENDPOINT_ENV).is_some() || std::env::var_os(ZYGOTE_ENV).is_some() {
         runner_main()
     }
 }

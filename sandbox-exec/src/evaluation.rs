@@ -200,6 +200,9 @@ pub(crate) async fn evaluate(
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ExecError> {
     let argv = validate(&request)?;
+    // Until the outcome is ready: when this evaluation ends decides when
+    // the next spare is prepared.
+    let _running = pool.begin();
     // Decided once per executor: its runners are started (maybe ahead of time)
     // with or without a user namespace accordingly.
     let privileged = !pool.launcher().user_namespace;

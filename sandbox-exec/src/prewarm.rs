@@ -5,9 +5,18 @@
 //! process costs the starting thread a few hundred microseconds, which must not
 //! land on an evaluation's path, and a runner's parent-death signal follows the
 //! thread that started it, so that thread must live as long as the spares.
+//!
+//! When a spare is prepared matters on a machine with few CPUs: preparing
+//! one (namespaces, mounts, seccomp) takes a CPU for about a millisecond, and
+//! alongside an evaluation it competes with it, delaying the evaluation's
+//! own wake-ups. So while evaluations arrive one at a time with pauses
+//! between them (an agent, a user), the next spare is prepared after the
+//! evaluation ends, in the pause; when they arrive back to back or
+//! overlap, there is no pause to use, and it is prepared at once, alongside.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -28,12 +37,25 @@ struct Shared {
     wake: Condvar,
 }
 
+/// Evaluations that start within this of the previous one's end are back
+/// to back: a spare prepared only after each ended would make the next wait.
+const BACK_TO_BACK: Duration = Duration::from_millis(5);
+
+/// How long a spare asked for by a lone evaluation waits for it to end: a
+/// long evaluation should not leave the next without a spare.
+const DEFER_AT_MOST: Duration = Duration::from_millis(20);
+
 #[derive(Debug)]
 struct State {
     spares: Vec<Launched>,
     capacity: usize,
-    /// Set when the worker should start spares up to the capacity.
-    wanted: bool,
+    /// When the worker should start spares up to the capacity; `None` when
+    /// none are wanted.
+    due: Option<Instant>,
+    /// Evaluations between [`Pool::begin`] and the end of their [`Running`].
+    running: usize,
+    /// When the last evaluation ended.
+    last_end: Option<Instant>,
     /// What new spares prepare: like the last evaluation.
     preparation: Preparation,
     /// The cgroup limits new spares are set to: the last evaluation's.
@@ -49,7 +71,9 @@ impl Pool {
                 state: Mutex::new(State {
                     spares: Vec::new(),
                     capacity,
-                    wanted: false,
+                    due: None,
+                    running: 0,
+                    last_end: None,
                     preparation: Preparation::Plain,
                     limits: CgroupLimits::default(),
                     closed: false,
@@ -101,8 +125,17 @@ impl Pool {
         self.shared.lock().limits = limits;
     }
 
+    /// Marks an evaluation as running until the returned guard is dropped.
+    pub fn begin(&self) -> Running<'_> {
+        self.shared.lock().running += 1;
+        Running(self)
+    }
+
     /// Asks for spares up to the capacity, started in the background and
-    /// prepared for evaluations like the last one.
+    /// prepared for evaluations like the last one. Called once an
+    /// evaluation has its runner: the spares are started at once if
+    /// evaluations are arriving back to back (or overlap), else when it ends
+    /// (see the module's documentation).
     pub fn refill(&self, preparation: Preparation) {
         let (stale, wanted) = {
             let mut state = self.shared.lock();
@@ -111,8 +144,19 @@ impl Pool {
                 .into_iter()
                 .partition(|s| s.preparation == preparation);
             state.spares = keep;
-            state.wanted = state.capacity > 0 && state.spares.len() < state.capacity;
-            (stale, state.wanted)
+            let wanted = state.capacity > 0 && state.spares.len() < state.capacity;
+            if wanted {
+                let now = Instant::now();
+                // This evaluation itself is one of those running.
+                let others = state.running.saturating_sub(1);
+                let at = if back_to_back(others, state.last_end, now) {
+                    now
+                } else {
+                    now + DEFER_AT_MOST
+                };
+                state.due = Some(state.due.map_or(at, |due| due.min(at)));
+            }
+            (stale, wanted)
         };
         // Killed and reaped outside the lock.
         drop(stale);
@@ -177,9 +221,21 @@ impl Shared {
             if state.closed {
                 return;
             }
-            if !state.wanted || state.spares.len() >= state.capacity {
-                state.wanted = false;
-                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            let due = match state.due {
+                Some(due) if state.spares.len() < state.capacity => due,
+                _ => {
+                    state.due = None;
+                    state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            if due > now {
+                state = self
+                    .wake
+                    .wait_timeout(state, due - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
                 continue;
             }
             let (preparation, limits) = (state.preparation, state.limits);
@@ -200,8 +256,34 @@ impl Shared {
                     // The next evaluation starts its own runner and reports
                     // the problem; try again when it asks.
                     debug!(%error, "cannot start a spare runner");
-                    state.wanted = false;
+                    state.due = None;
                 }
+            }
+        }
+    }
+}
+
+/// Whether an evaluation that starts at `now`, while `others` run and the
+/// last ended at `last_end`, is part of a run of evaluations with no pause
+/// for preparing spares in between.
+fn back_to_back(others: usize, last_end: Option<Instant>, now: Instant) -> bool {
+    others > 0 || last_end.is_some_and(|end| now.saturating_duration_since(end) < BACK_TO_BACK)
+}
+
+/// An evaluation under way (see [`Pool::begin`]); its end starts any spare
+/// it deferred.
+pub(crate) struct Running<'a>(&'a Pool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.shared.lock();
+        let now = Instant::now();
+        state.running = state.running.saturating_sub(1);
+        state.last_end = Some(now);
+        if let Some(due) = state.due {
+            if due > now {
+                state.due = Some(now);
+                self.0.shared.wake.notify_one();
             }
         }
     }
@@ -220,5 +302,33 @@ impl Drop for Pool {
         // for later would not survive the process exiting right after.
         drop(std::mem::take(&mut self.shared.lock().spares));
         crate::launch::remove_orphaned_cgroups();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_evaluation_is_not_back_to_back() {
+        assert!(!back_to_back(0, None, Instant::now()));
+    }
+
+    #[test]
+    fn an_evaluation_after_a_pause_is_not_back_to_back() {
+        let now = Instant::now();
+        assert!(!back_to_back(0, Some(now - Duration::from_millis(20)), now));
+    }
+
+    #[test]
+    fn an_evaluation_right_after_another_is_back_to_back() {
+        let now = Instant::now();
+        assert!(back_to_back(0, Some(now - Duration::from_millis(1)), now));
+    }
+
+    #[test]
+    fn an_evaluation_beside_another_is_back_to_back() {
+        let now = Instant::now();
+        assert!(back_to_back(1, Some(now - Duration::from_secs(1)), now));
     }
 }

@@ -69,6 +69,30 @@ async fn a_spare_is_started_while_an_evaluation_runs() {
 }
 
 #[tokio::test]
+async fn a_long_evaluation_has_its_successor_spare_ready_before_it_ends() {
+    let tag = unique_tag("long");
+    let executor = tagged_executor(&tag);
+    let running = tokio::spawn({
+        let executor = executor.clone();
+        async move { executor.evaluate(shell("sleep 2")).await }
+    });
+    // The evaluation's runner and init, the zygote, and the spare's runner
+    // and init: the spare is not held back until the evaluation ends.
+    let start = Instant::now();
+    while processes_tagged(&tag).len() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "no spare while the evaluation runs: {:?}",
+            processes_tagged(&tag)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!running.is_finished());
+    let outcome = running.await.unwrap().unwrap();
+    assert_eq!(outcome.status, Status::Exited { code: 0 });
+}
+
+#[tokio::test]
 async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     let tag = unique_tag("killed");
     let executor = tagged_executor(&tag);

@@ -71,6 +71,49 @@ impl FsView for HostFs {
     }
 }
 
+/// A view that asks another about each path's kind only once.
+///
+/// Deriving a plan asks about the same paths many times (a writable root
+/// once per protected name beneath it); each question to [`HostFs`] is a
+/// system call on the evaluation's path. A plan describes the filesystem as
+/// it was when the plan was made, so one answer per path is all it needs.
+pub(crate) struct Remembered<'a> {
+    fs: &'a dyn FsView,
+    kinds: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<Kind>>>,
+}
+
+impl<'a> Remembered<'a> {
+    pub(crate) fn new(fs: &'a dyn FsView) -> Self {
+        Remembered {
+            fs,
+            kinds: Default::default(),
+        }
+    }
+}
+
+impl FsView for Remembered<'_> {
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.fs.canonicalize(path)
+    }
+
+    fn metadata_kind(&self, path: &Path) -> Option<Kind> {
+        if let Some(kind) = self.kinds.borrow().get(path) {
+            return *kind;
+        }
+        let kind = self.fs.metadata_kind(path);
+        self.kinds.borrow_mut().insert(path.to_path_buf(), kind);
+        kind
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        self.fs.read_dir(path)
+    }
+
+    fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        self.fs.read_to_string(path)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     Dir,
@@ -234,5 +277,35 @@ mod tests {
             fs.read_dir(Path::new("/d")).unwrap(),
             vec![OsString::from("a"), OsString::from("b")]
         );
+    }
+
+    /// Counts the kind questions that reach the view beneath.
+    struct Counting(MemFs, std::cell::Cell<usize>);
+
+    impl FsView for Counting {
+        fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+            self.0.canonicalize(path)
+        }
+        fn metadata_kind(&self, path: &Path) -> Option<Kind> {
+            self.1.set(self.1.get() + 1);
+            self.0.metadata_kind(path)
+        }
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+            self.0.read_dir(path)
+        }
+        fn read_to_string(&self, path: &Path) -> io::Result<String> {
+            self.0.read_to_string(path)
+        }
+    }
+
+    #[test]
+    fn remembered_asks_about_each_path_once_and_answers_the_same() {
+        let counting = Counting(MemFs::new().dir("/p"), Default::default());
+        let remembered = Remembered::new(&counting);
+        for _ in 0..3 {
+            assert_eq!(remembered.metadata_kind(Path::new("/p")), Some(Kind::Dir));
+            assert_eq!(remembered.metadata_kind(Path::new("/p/.git")), None);
+        }
+        assert_eq!(counting.1.get(), 2);
     }
 }

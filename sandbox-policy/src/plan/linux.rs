@@ -304,6 +304,8 @@ fn pin_ancestors(mounts: &mut Vec<MountOp>, fs: &dyn FsView) {
 impl Policy {
     /// Derives the Linux plan; globs are expanded through `fs`.
     pub fn linux_plan(&self, fs: &dyn FsView) -> LinuxPlan {
+        let remembered = crate::fs_view::Remembered::new(fs);
+        let fs: &dyn FsView = &remembered;
         let f = &self.filesystem;
         let mut plan = LinuxPlan::default();
         let mut points: BTreeMap<PathBuf, &PathRule> = BTreeMap::new();

@@ -76,8 +76,6 @@ pub(crate) struct CgroupLimits {
 pub(crate) struct Stats {
     /// Processes the OOM killer killed for the memory limit.
     pub oom_kills: u64,
-    /// Times the memory limit was hit.
-    pub memory_failcnt: u64,
     /// Peak memory of the whole tree.
     pub peak_memory: Option<u64>,
     /// Forks refused by the pids limit.
@@ -216,9 +214,6 @@ impl Cgroup {
         if let Some(dir) = &self.memory {
             stats.oom_kills = read(dir, "memory.oom_control")
                 .and_then(|t| field(&t, "oom_kill "))
-                .unwrap_or(0);
-            stats.memory_failcnt = read(dir, "memory.failcnt")
-                .and_then(|t| t.trim().parse().ok())
                 .unwrap_or(0);
             stats.peak_memory =
                 read(dir, "memory.max_usage_in_bytes").and_then(|t| t.trim().parse().ok());

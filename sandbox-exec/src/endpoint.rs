@@ -156,25 +156,32 @@ impl Endpoint {
                 );
                 continue;
             }
-            let hello: Hello = frame::read_async(&mut stream)
-                .await
-                .map_err(|e| format!("reading its hello: {e}"))?;
-            if hello.magic != MAGIC {
-                return Err("its hello is not a sandbox runner's".into());
-            }
-            if hello.version != frame::PROTOCOL_VERSION {
-                return Err(format!(
-                    "it speaks protocol version {}, this executor {} (runner and library from different builds?)",
-                    hello.version,
-                    frame::PROTOCOL_VERSION
-                ));
-            }
-            if &hello.token != token {
-                return Err("it presented the wrong token".into());
-            }
+            check_hello(&mut stream, token).await?;
             return Ok(stream);
         }
     }
+}
+
+/// Reads the runner's hello from `stream` and checks that it is one of our
+/// runners, of this build, presenting `token`.
+pub(crate) async fn check_hello(stream: &mut Stream, token: &[u8; 16]) -> Result<(), String> {
+    let hello: Hello = frame::read_async(stream)
+        .await
+        .map_err(|e| format!("reading its hello: {e}"))?;
+    if hello.magic != MAGIC {
+        return Err("its hello is not a sandbox runner's".into());
+    }
+    if hello.version != frame::PROTOCOL_VERSION {
+        return Err(format!(
+            "it speaks protocol version {}, this executor {} (runner and library from different builds?)",
+            hello.version,
+            frame::PROTOCOL_VERSION
+        ));
+    }
+    if &hello.token != token {
+        return Err("it presented the wrong token".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

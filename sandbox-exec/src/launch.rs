@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::Stream;
+use interprocess::os::unix::uds_local_socket;
 use tracing::debug;
 
 use crate::cgroup::{Cgroup, CgroupLimits};
@@ -91,7 +92,7 @@ pub(crate) struct Launched {
     pub process: ChildProcess,
     /// What its init prepares (it can run no other kind of job).
     pub preparation: Preparation,
-    endpoint: Endpoint,
+    channel: Channel,
     token: [u8; 16],
     /// Write end of the runner's stdin.
     pub stdin: OwnedFd,
@@ -101,6 +102,16 @@ pub(crate) struct Launched {
     pub stderr: OwnedFd,
     /// The cgroups a spare's init waits in (see [`Cgroup::spare`]).
     pub cgroup: SpareCgroup,
+}
+
+/// How the executor reaches a runner.
+#[derive(Debug)]
+enum Channel {
+    /// An executed runner connects to this endpoint.
+    Endpoint(Endpoint),
+    /// A forked runner was handed the other end of this socket; `None` once
+    /// taken by [`Launched::connect`].
+    Connected(Option<OwnedFd>),
 }
 
 /// A spare's cgroups: taken by the evaluation that uses the spare, or removed
@@ -205,19 +216,28 @@ impl Launcher {
         self.zygote.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the zygote (if one runs) for the runner of `spec`; `None` when
-    /// the runner must be executed instead.
+    /// Asks the zygote (if one runs) for the runner of `spec`, with
+    /// `stdio`; returns it and the executor's end of its channel, or `None`
+    /// when the runner must be executed instead.
     fn fork_from_zygote(
         &self,
         spec: &RunnerSpec,
         stdio: [BorrowedFd<'_>; 3],
-    ) -> Option<ChildProcess> {
+    ) -> Option<(ChildProcess, OwnedFd)> {
         let mut state = self.zygote();
         let ZygoteState::Running(zygote) = &mut *state else {
             return None;
         };
-        match zygote.fork(spec, stdio) {
-            Ok(runner) => Some(runner),
+        // Our end is served by tokio, which needs it non-blocking; the
+        // runner's stays blocking.
+        let pair = std::os::unix::net::UnixStream::pair()
+            .and_then(|pair| pair.0.set_nonblocking(true).map(|()| pair))
+            .inspect_err(|error| debug!(%error, "no socket pair for a forked runner"))
+            .ok()?;
+        let (ours, theirs) = (OwnedFd::from(pair.0), OwnedFd::from(pair.1));
+        let [stdin, stdout, stderr] = stdio;
+        match zygote.fork(spec, [stdin, stdout, stderr, theirs.as_fd()]) {
+            Ok(runner) => Some((runner, ours)),
             Err(error) => {
                 debug!(%error, "the zygote failed; executing runners from now on");
                 *state = ZygoteState::Failed;
@@ -248,13 +268,6 @@ impl Launcher {
             .map(|procs| procs.display().to_string())
             .collect();
         let token = endpoint::new_token().map_err(prepare_err("a token"))?;
-        let endpoint =
-            Endpoint::bind(&self.dir, &endpoint::token_hex(&token)).map_err(|source| {
-                ExecError::Endpoint {
-                    dir: self.dir.path().to_path_buf(),
-                    source,
-                }
-            })?;
         let (stdin_r, stdin_w) = pipe("the stdin pipe")?;
         let (stdout_r, stdout_w) = pipe("an output pipe")?;
         let (stderr_r, stderr_w) = pipe("an output pipe")?;
@@ -263,23 +276,34 @@ impl Launcher {
             // SAFETY: fcntl on a descriptor we own.
             unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
         }
-        let spec = RunnerSpec {
-            endpoint: endpoint.path().as_os_str().as_bytes().to_vec(),
+        let mut spec = RunnerSpec {
+            endpoint: None,
             token,
             user_namespace: self.user_namespace,
             preparation,
             cgroup_procs,
         };
-        let stdio = [stdin_r.as_fd(), stdout_w.as_fd(), stderr_w.as_fd()];
-        let process = match self.fork_from_zygote(&spec, stdio) {
-            Some(process) => process,
-            None => self.execute(&spec, stdin_r, stdout_w, stderr_w)?,
-        };
+        let forked =
+            self.fork_from_zygote(&spec, [stdin_r.as_fd(), stdout_w.as_fd(), stderr_w.as_fd()]);
+        let (process, channel) =
+            match forked {
+                Some((process, ours)) => (process, Channel::Connected(Some(ours))),
+                None => {
+                    let endpoint = Endpoint::bind(&self.dir, &endpoint::token_hex(&token))
+                        .map_err(|source| ExecError::Endpoint {
+                            dir: self.dir.path().to_path_buf(),
+                            source,
+                        })?;
+                    spec.endpoint = Some(endpoint.path().as_os_str().as_bytes().to_vec());
+                    let process = self.execute(&spec, stdin_r, stdout_w, stderr_w)?;
+                    (process, Channel::Endpoint(endpoint))
+                }
+            };
         debug!(runner_pid = process.pid(), "runner started");
         Ok(Launched {
             process,
             preparation,
-            endpoint,
+            channel,
             token,
             stdin: stdin_w,
             stdout: stdout_r,
@@ -301,7 +325,10 @@ impl Launcher {
         let child = std::process::Command::new(&self.program)
             .args(&self.args)
             .env_clear()
-            .env(ENDPOINT_ENV, OsStr::from_bytes(&spec.endpoint))
+            .env(
+                ENDPOINT_ENV,
+                OsStr::from_bytes(spec.endpoint.as_deref().unwrap_or_default()),
+            )
             .env(TOKEN_ENV, endpoint::token_hex(&spec.token))
             .env(PARENT_ENV, std::process::id().to_string())
             .env(USERNS_ENV, if spec.user_namespace { "1" } else { "0" })
@@ -341,8 +368,23 @@ impl Launched {
             reason,
         };
         let pid = self.process.pid();
+        let token = self.token;
+        let channel = &mut self.channel;
+        let hello = async move {
+            match channel {
+                Channel::Endpoint(endpoint) => endpoint.accept_runner(pid, &token).await,
+                Channel::Connected(fd) => {
+                    let fd = fd.take().ok_or("its channel was already taken")?;
+                    let stream = uds_local_socket::tokio::Stream::try_from(fd)
+                        .map_err(|e| format!("cannot watch its channel: {e}"))?;
+                    let mut stream = Stream::from(stream);
+                    endpoint::check_hello(&mut stream, &token).await?;
+                    Ok(stream)
+                }
+            }
+        };
         let stream = tokio::select! {
-            accepted = self.endpoint.accept_runner(pid, &self.token) => accepted.map_err(handshake)?,
+            accepted = hello => accepted.map_err(handshake)?,
             status = self.process.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 return Err(handshake(format!(

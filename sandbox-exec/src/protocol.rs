@@ -38,8 +38,9 @@ pub(crate) enum Preparation {
 /// from its environment; one the zygote forks gets it in the request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RunnerSpec {
-    /// The socket the runner connects to (the bytes of its path).
-    pub endpoint: Vec<u8>,
+    /// The socket the runner connects to (the bytes of its path); `None`
+    /// for a runner the zygote forks, which is handed a connected socket.
+    pub endpoint: Option<Vec<u8>>,
     /// The secret it proves itself with.
     pub token: [u8; 16],
     /// Whether it creates a user namespace (the executor is not privileged).
@@ -50,7 +51,8 @@ pub(crate) struct RunnerSpec {
     pub cgroup_procs: Vec<String>,
 }
 
-/// The zygote's answer to a [`RunnerSpec`]. The runner's pidfd travels in a
+/// The zygote's answer to a [`RunnerSpec`] (which arrives after the
+/// runner's stdin, stdout, stderr and connected channel). The runner's pidfd travels in a
 /// descriptor batch just before `Runner`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Forked {

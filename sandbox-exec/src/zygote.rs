@@ -65,15 +65,16 @@ impl Zygote {
         })
     }
 
-    /// Forks the runner of `spec`, with `stdio` as its standard input,
-    /// output and error. An error means the zygote is unusable.
+    /// Forks the runner of `spec`, with `fds` as its standard input,
+    /// output and error and its channel to the executor. An error means the
+    /// zygote is unusable.
     pub fn fork(
         &mut self,
         spec: &RunnerSpec,
-        stdio: [BorrowedFd<'_>; 3],
+        fds: [BorrowedFd<'_>; 4],
     ) -> io::Result<ChildProcess> {
         let fd = self.channel.as_raw_fd();
-        fdpass::send_on(fd, &stdio)?;
+        fdpass::send_on(fd, &fds)?;
         let request = frame::encode(spec).map_err(io::Error::other)?;
         send_all(fd, &request)?;
         let mut pidfds = fdpass::receive_now(fd)?.into_iter();

@@ -112,7 +112,8 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
 }
 
 /// Records, for each runner, its parent and whether it was forked by the
-/// zygote (its environment is the zygote's) rather than executed.
+/// zygote (its environment is the zygote's) rather than executed. The
+/// evaluations observed must last (their runner's memory goes when it ends).
 #[derive(Default)]
 struct RunnerOrigins(Vec<(u32, bool)>);
 
@@ -134,7 +135,7 @@ async fn spares_are_forked_by_the_zygote_as_children_of_the_executor() {
     let mut origins = RunnerOrigins::default();
     for _ in 0..4 {
         let outcome = executor
-            .evaluate_observed(shell("sleep 0.05"), &mut origins)
+            .evaluate_observed(shell("sleep 0.2"), &mut origins)
             .await
             .unwrap();
         assert_eq!(outcome.status, Status::Exited { code: 0 });
@@ -181,7 +182,7 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
     let mut origins = RunnerOrigins::default();
     for _ in 0..3 {
         let outcome = executor
-            .evaluate_observed(shell("echo still fine"), &mut origins)
+            .evaluate_observed(shell("sleep 0.2; echo still fine"), &mut origins)
             .await
             .unwrap();
         assert_eq!(outcome.output_text(), "still fine\n");

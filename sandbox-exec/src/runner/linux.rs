@@ -2,11 +2,12 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
 use interprocess::local_socket::prelude::*;
 use interprocess::local_socket::{GenericFilePath, Stream};
+use interprocess::os::unix::uds_local_socket;
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
@@ -42,19 +43,26 @@ pub(super) fn run() -> i32 {
     }
 }
 
-/// The start of a runner the zygote forked: `stdio` become its standard
-/// descriptors and nothing else of the zygote's stays open.
-pub(super) fn forked(spec: RunnerSpec, stdio: [OwnedFd; 3], parent: Option<i32>) -> i32 {
+/// Where a forked runner finds its channel to the executor.
+const CHANNEL_FD: libc::c_int = 3;
+
+/// The start of a runner the zygote forked: `fds` (stdin, stdout, stderr
+/// and the channel to the executor) become its descriptors 0 to 3, and
+/// nothing else of the zygote's stays open.
+pub(super) fn forked(spec: RunnerSpec, fds: [OwnedFd; 4], parent: Option<i32>) -> i32 {
     // The fork cleared the zygote's parent-death signal; with CLONE_PARENT
     // the parent is the executor's, so the same check holds.
     arm_parent_death_signal(parent);
-    for (target, fd) in stdio.into_iter().enumerate() {
+    // The received descriptors are above 2 (the zygote holds 0 to 2), and
+    // one of them at 3 is moved before 3 is written: no dup2 below
+    // overwrites a descriptor still to be moved.
+    for (target, fd) in fds.into_iter().enumerate() {
         let fd = fd.into_raw_fd();
-        // SAFETY: installs a descriptor we own as a standard one; the
-        // original is closed with the rest below.
+        // SAFETY: installs a descriptor we own at its place; the original is
+        // closed with the rest below.
         unsafe { libc::dup2(fd, target as libc::c_int) };
     }
-    close_from(3);
+    close_from(CHANNEL_FD as u32 + 1);
     serve(spec)
 }
 
@@ -75,17 +83,25 @@ pub(super) fn serve(spec: RunnerSpec) -> i32 {
         preparation,
         cgroup_procs,
     } = spec;
-    let endpoint = OsString::from_vec(endpoint);
-    let mut stream = match endpoint
-        .as_os_str()
-        .to_fs_name::<GenericFilePath>()
-        .and_then(Stream::connect)
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sandbox runner: cannot connect to {endpoint:?}: {e}");
-            return BROKEN;
+    let mut stream = match endpoint {
+        Some(endpoint) => {
+            let endpoint = OsString::from_vec(endpoint);
+            match endpoint
+                .as_os_str()
+                .to_fs_name::<GenericFilePath>()
+                .and_then(Stream::connect)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sandbox runner: cannot connect to {endpoint:?}: {e}");
+                    return BROKEN;
+                }
+            }
         }
+        // SAFETY: `forked` put the connected channel there and nothing else owns it.
+        None => Stream::from(uds_local_socket::Stream::from(unsafe {
+            OwnedFd::from_raw_fd(CHANNEL_FD)
+        })),
     };
     let hello = Hello {
         magic: MAGIC,
@@ -226,7 +242,7 @@ fn spec_from_env() -> Result<RunnerSpec, String> {
         _ => Preparation::Plain,
     };
     Ok(RunnerSpec {
-        endpoint: endpoint.into_vec(),
+        endpoint: Some(endpoint.into_vec()),
         token,
         user_namespace: std::env::var_os(USERNS_ENV).is_some_and(|v| v == "1"),
         preparation,

@@ -14,8 +14,10 @@
 //! else, so nothing of the zygote (its channel, other runners' pipes)
 //! reaches it.
 //!
-//! A request is a descriptor batch (the runner's stdin, stdout and stderr)
-//! followed by a [`RunnerSpec`] frame; the answer is a batch (the runner's
+//! A request is a descriptor batch (the runner's stdin, stdout and stderr,
+//! and its end of a socket pair: its channel to the executor, already
+//! connected, so a forked runner needs no endpoint to connect to) followed
+//! by a [`RunnerSpec`] frame; the answer is a batch (the runner's
 //! pidfd, or nothing) followed by a [`Forked`] frame. The zygote exits when
 //! its channel closes.
 
@@ -29,10 +31,11 @@ use crate::protocol::{Forked, RunnerSpec};
 /// Serves requests on the standard input until it closes. `parent` is the
 /// executor's pid.
 pub(super) fn run(parent: Option<i32>) -> i32 {
-    // The channel moves off descriptor 0, which a forked runner's stdin
-    // takes; its copy is closed in each runner with the rest.
+    // The channel moves off descriptor 0 to above 3: a forked runner's
+    // descriptors 0 to 3 are taken by those it is sent, and its copy of
+    // this one is closed with the rest.
     // SAFETY: duplicates our own standard input; the result is owned here.
-    let channel = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    let channel = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 4) };
     if channel < 0 {
         return super::linux::BROKEN;
     }
@@ -44,14 +47,14 @@ pub(super) fn run(parent: Option<i32>) -> i32 {
     }
     loop {
         // End of the channel (or a broken one): the executor is done with us.
-        let Ok(stdio) = fdpass::receive_now(channel.as_raw_fd()) else {
+        let Ok(fds) = fdpass::receive_now(channel.as_raw_fd()) else {
             return 0;
         };
         let Ok(spec) = frame::read_sync::<_, RunnerSpec>(&mut channel) else {
             return 0;
         };
-        let (pidfd, answer) = match <[OwnedFd; 3]>::try_from(stdio) {
-            Ok(stdio) => match fork_runner(spec, stdio, parent) {
+        let (pidfd, answer) = match <[OwnedFd; 4]>::try_from(fds) {
+            Ok(fds) => match fork_runner(spec, fds, parent) {
                 Ok((pid, pidfd)) => (Some(pidfd), Forked::Runner { pid }),
                 Err(reason) => (None, Forked::Failed { reason }),
             },
@@ -59,7 +62,7 @@ pub(super) fn run(parent: Option<i32>) -> i32 {
                 None,
                 Forked::Failed {
                     reason: format!(
-                        "a runner needs 3 standard descriptors, the request carried {}",
+                        "a runner needs its 3 standard descriptors and its channel, the request carried {} descriptors",
                         got.len()
                     ),
                 },
@@ -75,10 +78,10 @@ pub(super) fn run(parent: Option<i32>) -> i32 {
 }
 
 /// Forks the runner of `spec` as the executor's child; returns its pid and
-/// pidfd. The runner takes `stdio` as its standard descriptors.
+/// pidfd. The runner takes `fds` as its standard descriptors and channel.
 fn fork_runner(
     spec: RunnerSpec,
-    stdio: [OwnedFd; 3],
+    fds: [OwnedFd; 4],
     parent: Option<i32>,
 ) -> Result<(u32, OwnedFd), String> {
     let mut pidfd: libc::c_int = -1;
@@ -105,7 +108,7 @@ fn fork_runner(
         ));
     }
     if pid == 0 {
-        std::process::exit(super::linux::forked(spec, stdio, parent));
+        std::process::exit(super::linux::forked(spec, fds, parent));
     }
     // SAFETY: CLONE_PIDFD stored a fresh descriptor for the child here.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };

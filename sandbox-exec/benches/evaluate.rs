@@ -356,13 +356,15 @@ fn confined(c: &mut Criterion) {
     }
     group.finish();
 
-    // Few measured seconds: each iteration also sleeps PACE unmeasured.
+    // Each iteration also sleeps PACE unmeasured, and criterion plans the
+    // samples on that wall time: 5 s makes about 200 evaluations (1 s made
+    // 60, whose median moved by a quarter millisecond from run to run).
     let mut group = c.benchmark_group("confined_paced");
     group
-        .sample_size(30)
+        .sample_size(50)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1));
+        .measurement_time(Duration::from_secs(5));
     group.bench_function("evaluate_true", |b| {
         b.iter_custom(|iters| {
             paced(iters, || {

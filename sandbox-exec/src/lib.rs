@@ -43,6 +43,13 @@
 //! Spares are never reused — each runs exactly one evaluation — and a spare
 //! found dead is silently replaced by a fresh runner (its init acknowledges a
 //! job before acting on it, so nothing runs twice).
+//!
+//! Spares are not executed one by one: the executor starts the runner
+//! program once more as a *zygote*, which forks each spare's runner (as the
+//! executor's child), saving every spare the program's start-up. While
+//! evaluations come one at a time with pauses between them, the next spare
+//! is prepared after an evaluation ends rather than alongside it, so it
+//! does not compete with the evaluation for the CPU.
 
 #![cfg_attr(not(target_os = "linux"), allow(unused))]
 

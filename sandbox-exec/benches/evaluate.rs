@@ -31,6 +31,11 @@
 //!   the confined/bwrap ratio (target at most 0.5) and the unprivileged/root
 //!   ratio (target at most 1.3).
 //!
+//! - After the criterion groups, `confined` times evaluations and bwrap runs
+//!   one by one (400 of each back to back, 200 paced), and writes them to
+//!   `$CRITERION_HOME/confined_latencies.json`: the p50 targets are about
+//!   single evaluations, which criterion's medians of sample means are not.
+//!
 //! Run with `cargo bench -p sandbox-exec --bench evaluate` (or `cargo xtask bench`
 //! for the summary); add a filter such as `-- latency` to run one group. The
 //! runner is the bundled `sandbox-runner` binary that cargo builds for the bench;
@@ -387,8 +392,83 @@ fn confined(c: &mut Criterion) {
         });
     }
     group.finish();
+    individual_latencies(&rt, &executor, &policy);
     drop(executor);
     drop(scratch);
+}
+
+/// Evaluations timed one by one in each mode of [`individual_latencies`].
+const INDIVIDUAL: usize = 400;
+/// Back to back, evaluations and bwrap runs alternate in blocks of this many.
+const BLOCK: usize = 50;
+
+/// Times confined evaluations and bwrap runs one by one, so that their p50 is
+/// the median of single runs: criterion's median is one of sample means, each
+/// over many iterations, which a slow tail pulls up. Back to back, they
+/// alternate in blocks (an evaluation right after a bwrap run would find its
+/// spare ready); paced, one of each after every [`PACE`]. Written to
+/// `$CRITERION_HOME/confined_latencies.json` (nanoseconds per benchmark id)
+/// for `cargo xtask bench confined`, and summarised here.
+fn individual_latencies(rt: &Runtime, executor: &Executor, policy: &Policy) {
+    let Some(home) = std::env::var_os("CRITERION_HOME") else {
+        return;
+    };
+    let bwrap = find_bwrap();
+    let evaluate = || {
+        let start = Instant::now();
+        rt.block_on(executor.evaluate(confined_request(policy)))
+            .expect("evaluating /bin/true confined");
+        start.elapsed()
+    };
+    let run_bwrap = |bwrap: &Path| {
+        let start = Instant::now();
+        let status = std::process::Command::new(bwrap)
+            .args(BWRAP_ARGS)
+            .status()
+            .expect("spawning bwrap");
+        assert!(status.success(), "bwrap /bin/true: {status}");
+        start.elapsed()
+    };
+    let mut series: Vec<(&str, Vec<Duration>)> = vec![
+        ("confined/evaluate_true", Vec::new()),
+        ("confined/bwrap_true", Vec::new()),
+        ("confined_paced/evaluate_true", Vec::new()),
+        ("confined_paced/bwrap_true", Vec::new()),
+    ];
+    for _ in 0..INDIVIDUAL / BLOCK {
+        series[0].1.extend((0..BLOCK).map(|_| evaluate()));
+        if let Some(bwrap) = &bwrap {
+            series[1].1.extend((0..BLOCK).map(|_| run_bwrap(bwrap)));
+        }
+    }
+    for _ in 0..INDIVIDUAL / 2 {
+        std::thread::sleep(PACE);
+        series[2].1.push(evaluate());
+        if let Some(bwrap) = &bwrap {
+            std::thread::sleep(PACE);
+            series[3].1.push(run_bwrap(bwrap));
+        }
+    }
+    let mut entries = Vec::new();
+    for (id, mut times) in series {
+        if times.is_empty() {
+            continue;
+        }
+        times.sort();
+        let at = |q: usize| times[(times.len() * q / 100).min(times.len() - 1)];
+        println!(
+            "{id} one by one: p50 {:?} p90 {:?} over {}",
+            at(50),
+            at(90),
+            times.len()
+        );
+        let ns: Vec<String> = times.iter().map(|t| t.as_nanos().to_string()).collect();
+        entries.push(format!("\"{id}\":[{}]", ns.join(",")));
+    }
+    let path = Path::new(&home).join("confined_latencies.json");
+    if let Err(e) = std::fs::write(&path, format!("{{{}}}\n", entries.join(","))) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
 }
 
 criterion_group!(benches, latency, throughput, output, confined);

@@ -20,7 +20,11 @@
 //!
 //! Criterion writes `<home>/<group>/<function>/new/estimates.json` (and
 //! `benchmark.json` with the full id) for each benchmark; the summary lists every
-//! median found and checks the targets, p50 being criterion's median:
+//! median found and checks the targets. A p50 is the median of single runs
+//! where the bench timed them one by one (`confined_latencies.json`: the
+//! confined evaluations and bwrap runs), else criterion's median, which is a
+//! median of sample means (each over many iterations, pulled up by a slow
+//! tail):
 //!
 //! - `latency/evaluate_true` / `latency/raw_spawn_true` (an evaluation of
 //!   `/bin/true` against a bare spawn + wait): at most 2;
@@ -297,14 +301,65 @@ struct Measured {
     modified: SystemTime,
 }
 
-/// Every result under a criterion home, sorted by id.
+/// Every result under a criterion home, sorted by id. Where the bench timed
+/// evaluations one by one (`confined_latencies.json`), their median replaces
+/// criterion's (a median of sample means) for that id.
 fn results(dir: &Path) -> Result<Vec<Measured>> {
     let mut results = Vec::new();
     if dir.is_dir() {
         collect(dir, dir, &mut results)?;
     }
+    let individual = dir.join(INDIVIDUAL_FILE);
+    if individual.is_file() {
+        let modified = fs::metadata(&individual)?.modified()?;
+        let text = fs::read_to_string(&individual)
+            .with_context(|| format!("reading {}", individual.display()))?;
+        for (id, median_ns) in individual_medians(&text)
+            .with_context(|| format!("reading {}", individual.display()))?
+        {
+            let id = format!("{id} (one by one)");
+            results.push(Measured {
+                id,
+                median_ns,
+                modified,
+            });
+        }
+    }
     results.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(results)
+}
+
+/// Where the executor bench writes the evaluations it timed one by one.
+const INDIVIDUAL_FILE: &str = "confined_latencies.json";
+
+/// The median of each id's latencies in `text` (`{"id": [ns, ...], ...}`).
+fn individual_medians(text: &str) -> Result<Vec<(String, f64)>> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let object = value.as_object().context("not a JSON object")?;
+    let mut medians = Vec::new();
+    for (id, times) in object {
+        let mut times: Vec<f64> = times
+            .as_array()
+            .with_context(|| format!("{id}: not a list of latencies"))?
+            .iter()
+            .map(|t| {
+                t.as_f64()
+                    .with_context(|| format!("{id}: {t} is not a number"))
+            })
+            .collect::<Result<_>>()?;
+        if times.is_empty() {
+            continue;
+        }
+        times.sort_by(f64::total_cmp);
+        let n = times.len();
+        let median = if n % 2 == 1 {
+            times[n / 2]
+        } else {
+            (times[n / 2 - 1] + times[n / 2]) / 2.0
+        };
+        medians.push((id.clone(), median));
+    }
+    Ok(medians)
 }
 
 fn print_medians(label: &str, dir: &Path, results: &[Measured], started: SystemTime) {
@@ -330,8 +385,14 @@ struct Figures<'a> {
 }
 
 impl Figures<'_> {
+    /// `id`'s figure: the median of its single runs where the bench timed
+    /// them one by one, else criterion's median.
     fn find(&self, id: &str) -> Option<&Measured> {
-        self.results.iter().find(|r| r.id == id)
+        let one_by_one = format!("{id} (one by one)");
+        self.results
+            .iter()
+            .find(|r| r.id == one_by_one)
+            .or_else(|| self.results.iter().find(|r| r.id == id))
     }
 
     fn median_ns(&self, id: &str) -> Option<f64> {
@@ -494,7 +555,9 @@ fn summary(
                 .unwrap_or(0)
         })
         .collect();
-    println!("== summary (p50 = criterion median) ==");
+    println!(
+        "== summary (p50 = median of single runs timed one by one, else criterion's median) =="
+    );
     for r in std::iter::once(&header).chain(&rows) {
         let line = format!(
             "{:<w0$}  {:>w1$}  {:>w2$}  {}",
@@ -696,4 +759,27 @@ fn run_proxy(args: &BenchArgs) -> Result<()> {
         }
     }
     outcome.context("the proxy benchmark failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_odd_count_is_the_middle_run() {
+        let medians = individual_medians(r#"{"a/b":[5,1,3]}"#).unwrap();
+        assert_eq!(medians, vec![("a/b".to_string(), 3.0)]);
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        let medians = individual_medians(r#"{"a/b":[4,1,3,2]}"#).unwrap();
+        assert_eq!(medians, vec![("a/b".to_string(), 2.5)]);
+    }
+
+    #[test]
+    fn a_latency_that_is_not_a_number_is_an_error_naming_its_id() {
+        let error = individual_medians(r#"{"a/b":[1,"x"]}"#).unwrap_err();
+        assert!(format!("{error:#}").contains("a/b"), "{error:#}");
+    }
 }

@@ -111,6 +111,14 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     assert_eq!(outcome.output_text(), "still fine\n");
 }
 
+/// The parent of process `pid`, if it is still there.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The parent is the second field after the parenthesised name.
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    after_name.split(' ').nth(1)?.parse().ok()
+}
+
 /// Records, for each runner, its parent and whether it was forked by the
 /// zygote (its environment is the zygote's) rather than executed. The
 /// evaluations observed must last (their runner's memory goes when it ends).
@@ -119,10 +127,7 @@ struct RunnerOrigins(Vec<(u32, bool)>);
 
 impl Observer for RunnerOrigins {
     fn runner_started(&mut self, pid: u32) {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // The parent is the second field after the parenthesised name.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let parent: u32 = after_name.split(' ').nth(1).unwrap().parse().unwrap();
+        let parent = parent_of(pid).expect("the runner's parent");
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
         let forked = String::from_utf8_lossy(&environ).contains("SANDBOX_RUNNER_ZYGOTE=1");
         self.0.push((parent, forked));
@@ -160,19 +165,12 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
     // not a runner: the runner's child is its init.
     let me = std::process::id();
     let tagged = processes_tagged(&tag);
-    let parent_of = |pid: u32| -> u32 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-        after_name
-            .split(' ')
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
-    };
     let zygote = tagged
         .iter()
         .copied()
-        .find(|&pid| parent_of(pid) == me && !tagged.iter().any(|&c| parent_of(c) == pid))
+        .find(|&pid| {
+            parent_of(pid) == Some(me) && !tagged.iter().any(|&c| parent_of(c) == Some(pid))
+        })
         .expect("a zygote");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(zygote as i32),

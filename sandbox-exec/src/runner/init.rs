@@ -67,7 +67,11 @@ pub(super) fn run(mut stream: Stream, go: OwnedFd, preparation: Preparation) -> 
     if frame::write_sync(&mut stream, &Report::Accepted).is_err() {
         std::process::exit(125);
     }
-    let report = evaluate(&job, base).unwrap_or_else(|reason| Report::Failed { reason });
+    // `base` outlives the report on purpose: it holds a clone of the whole
+    // host mount tree, and closing that unmounts a copy of every host mount
+    // (170 µs here), which the evaluation need not wait for. The exit below
+    // closes it, after the report is sent.
+    let report = evaluate(&job, base.as_ref()).unwrap_or_else(|reason| Report::Failed { reason });
     end_of_evaluation();
     let _ = frame::write_sync(&mut stream, &report);
     std::process::exit(0)
@@ -93,9 +97,11 @@ fn end_of_evaluation() {
     }
 }
 
-fn evaluate(job: &Job, base: Option<Result<Base, String>>) -> Result<Report, String> {
+fn evaluate(job: &Job, base: Option<&Result<Base, String>>) -> Result<Report, String> {
     match (&job.confinement, base) {
-        (Some(confinement), Some(base)) => confine(confinement, &base?)?,
+        (Some(confinement), Some(base)) => {
+            confine(confinement, base.as_ref().map_err(Clone::clone)?)?
+        }
         (None, None) => {}
         // The executor picks runners by kind; a mismatch is a bug of ours.
         (Some(_), None) => return Err("this runner was not prepared for confinement".into()),

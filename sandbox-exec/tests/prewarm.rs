@@ -119,6 +119,13 @@ fn parent_of(pid: u32) -> Option<u32> {
     after_name.split(' ').nth(1)?.parse().ok()
 }
 
+/// Whether process `pid` has the zygote's environment: it is the zygote or
+/// a runner it forked (an executed runner's names its endpoint instead).
+fn forked_environment(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| String::from_utf8_lossy(&env).contains("SANDBOX_RUNNER_ZYGOTE=1"))
+}
+
 /// Records, for each runner, its parent and whether it was forked by the
 /// zygote (its environment is the zygote's) rather than executed. The
 /// evaluations observed must last (their runner's memory goes when it ends).
@@ -128,9 +135,7 @@ struct RunnerOrigins(Vec<(u32, bool)>);
 impl Observer for RunnerOrigins {
     fn runner_started(&mut self, pid: u32) {
         let parent = parent_of(pid).expect("the runner's parent");
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        let forked = String::from_utf8_lossy(&environ).contains("SANDBOX_RUNNER_ZYGOTE=1");
-        self.0.push((parent, forked));
+        self.0.push((parent, forked_environment(pid)));
     }
 }
 
@@ -161,17 +166,23 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
     eventually("a spare is waiting", || {
         processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
     });
-    // The zygote is the tagged process that is the executor's child and
-    // not a runner: the runner's child is its init.
+    // The zygote is the tagged process with the zygote's environment that
+    // is the executor's child and not a runner (a runner's child is its
+    // init). The first evaluation's runner, executed, may still be exiting.
     let me = std::process::id();
     let tagged = processes_tagged(&tag);
-    let zygote = tagged
+    let zygotes: Vec<u32> = tagged
         .iter()
         .copied()
-        .find(|&pid| {
-            parent_of(pid) == Some(me) && !tagged.iter().any(|&c| parent_of(c) == Some(pid))
+        .filter(|&pid| {
+            forked_environment(pid)
+                && parent_of(pid) == Some(me)
+                && !tagged.iter().any(|&c| parent_of(c) == Some(pid))
         })
-        .expect("a zygote");
+        .collect();
+    let [zygote] = zygotes[..] else {
+        panic!("not one zygote among {tagged:?}: {zygotes:?}");
+    };
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(zygote as i32),
         nix::sys::signal::Signal::SIGKILL,

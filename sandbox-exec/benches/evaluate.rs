@@ -103,6 +103,15 @@ const BWRAP_ARGS: &[&str] = &[
     "/bin/true",
 ];
 
+/// Runs `/bin/true` under `bwrap` with [`BWRAP_ARGS`] and waits for it.
+fn bwrap_true(bwrap: &Path) {
+    let status = std::process::Command::new(bwrap)
+        .args(BWRAP_ARGS)
+        .status()
+        .expect("spawning bwrap");
+    assert!(status.success(), "bwrap /bin/true: {status}");
+}
+
 /// Limits for the confined evaluation: all set, none near what `/bin/true` uses.
 fn confined_limits() -> Limits {
     Limits {
@@ -347,15 +356,7 @@ fn confined(c: &mut Criterion) {
                     BWRAP_ARGS.join(" ")
                 );
             } else {
-                group.bench_function("bwrap_true", |b| {
-                    b.iter(|| {
-                        let status = std::process::Command::new(&bwrap)
-                            .args(BWRAP_ARGS)
-                            .status()
-                            .expect("spawning bwrap");
-                        assert!(status.success(), "bwrap /bin/true: {status}");
-                    })
-                });
+                group.bench_function("bwrap_true", |b| b.iter(|| bwrap_true(&bwrap)));
             }
         }
     }
@@ -380,15 +381,7 @@ fn confined(c: &mut Criterion) {
     });
     if let Some(bwrap) = find_bwrap() {
         group.bench_function("bwrap_true", |b| {
-            b.iter_custom(|iters| {
-                paced(iters, || {
-                    let status = std::process::Command::new(&bwrap)
-                        .args(BWRAP_ARGS)
-                        .status()
-                        .expect("spawning bwrap");
-                    assert!(status.success(), "bwrap /bin/true: {status}");
-                })
-            })
+            b.iter_custom(|iters| paced(iters, || bwrap_true(&bwrap)))
         });
     }
     group.finish();
@@ -422,11 +415,7 @@ fn individual_latencies(rt: &Runtime, executor: &Executor, policy: &Policy) {
     };
     let run_bwrap = |bwrap: &Path| {
         let start = Instant::now();
-        let status = std::process::Command::new(bwrap)
-            .args(BWRAP_ARGS)
-            .status()
-            .expect("spawning bwrap");
-        assert!(status.success(), "bwrap /bin/true: {status}");
+        bwrap_true(bwrap);
         start.elapsed()
     };
     let mut series: Vec<(&str, Vec<Duration>)> = vec![

@@ -246,9 +246,10 @@ impl Launcher {
         }
     }
 
-    /// Starts a runner for jobs of one `preparation`. It
-    /// connects to its endpoint on its own; [`Launched::connect`] completes
-    /// the handshake.
+    /// Starts a runner for jobs of one `preparation`: forked by the zygote
+    /// (and handed a connected channel) when one runs, else executed (and
+    /// connecting to an endpoint of its own). [`Launched::connect`]
+    /// completes the handshake.
     ///
     /// With `cgroup`, the runner moves its init into it before the spare
     /// waits (see [`Cgroup::spare`]).
@@ -311,9 +312,7 @@ impl Launcher {
             cgroup,
         })
     }
-}
 
-impl Launcher {
     /// Executes the runner of `spec`, with the given ends of its pipes.
     fn execute(
         &self,

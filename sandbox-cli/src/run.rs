@@ -42,6 +42,12 @@ fn run_inner(mut args: RunArgs) -> anyhow::Result<i32> {
         .map_err(|err| anyhow::anyhow!(crate::policy_build::describe(&err)))?;
     crate::policy_cmd::print_warnings(&report.warnings);
     let mut request = build_request(&args, stdin);
+    // Numbered across runs, so the persistent log tells runs apart; without
+    // it the process's own count stands (every run is evaluation 1).
+    match crate::violations_cmd::next_eval_id() {
+        Ok(id) => request.id = id,
+        Err(reason) => tracing::debug!(%reason, "evaluation id not numbered across runs"),
+    }
     // Confined unless asked otherwise: with no settings and no flag the policy
     // is the mandatory one (read-only host, private /tmp, no network).
     if !args.unconfined {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use sandbox_core::{Outcome, Violation, ViolationFile, ViolationKind};
+use sandbox_core::{EvalId, Outcome, Violation, ViolationFile, ViolationKind};
 
 use crate::args::{ViolationType, ViolationsArgs};
 use crate::manage::render::utc;
@@ -16,6 +16,12 @@ fn log() -> Result<ViolationFile, String> {
         .ok_or_else(|| {
             "no state directory for the violation log: set XDG_STATE_HOME or HOME".to_string()
         })
+}
+
+/// A fresh evaluation id from the user's log (see
+/// [`ViolationFile::next_eval_id`]).
+pub fn next_eval_id() -> Result<EvalId, String> {
+    log()?.next_eval_id().map_err(|e| e.to_string())
 }
 
 /// Appends the violations of `outcome` to the user's log; a failure is a

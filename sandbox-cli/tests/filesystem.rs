@@ -122,3 +122,29 @@ fn a_denied_read_is_reported_and_logged_as_a_filesystem_violation() {
         text(&none.stdout)
     );
 }
+
+#[test]
+fn each_run_logs_its_violations_under_an_evaluation_id_of_its_own() {
+    let (tree, state) = (tree(), tempfile::tempdir().unwrap());
+    let secret = tree.path().join("secret");
+    let deny = format!("Read({})", secret.display());
+    let key = secret.join("key").display().to_string();
+    for _ in 0..2 {
+        let out = sandbox_in(
+            tree.path(),
+            state.path(),
+            &["run", "--deny", &deny, "--", "cat", &key],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    }
+    let listed = sandbox_in(tree.path(), state.path(), &["violations", "--json"]);
+    let ids: Vec<u64> = text(&listed.stdout)
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["eval"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", text(&listed.stdout));
+    assert_ne!(ids[0], ids[1], "{}", text(&listed.stdout));
+}

@@ -30,6 +30,7 @@ where
     cmd.arg("run")
         .args(args)
         .env("AWS_SECRET_ACCESS_KEY", "hunter2-do-not-leak")
+        .env("XDG_STATE_HOME", common::shared_state_home())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

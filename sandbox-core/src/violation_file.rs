@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::Violation;
+use crate::{EvalId, Violation};
 
 /// Size past which the oldest half of the log is dropped.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 20;
@@ -131,6 +131,48 @@ impl ViolationFile {
         Ok(())
     }
 
+    /// A fresh evaluation id, unique among the evaluations of every process
+    /// logging here: one more than the last handed out, kept in
+    /// `last-eval-id` beside the log, under an exclusive lock. Without it,
+    /// every run of a one-shot program such as the CLI would log its
+    /// violations as evaluation 1.
+    pub fn next_eval_id(&self) -> Result<EvalId, ViolationFileError> {
+        let path = self.path.with_file_name("last-eval-id");
+        let err = |source| ViolationFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        let _lock = Lock::exclusive(&file).map_err(err)?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut &file, &mut text).map_err(err)?;
+        let last: u64 = match text.trim() {
+            "" => 0,
+            number => number.parse().map_err(|_| {
+                err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{number:?} is not a number of evaluations"),
+                ))
+            })?,
+        };
+        let next = last + 1;
+        file.set_len(0).map_err(err)?;
+        io::Seek::rewind(&mut &file).map_err(err)?;
+        (&file)
+            .write_all(format!("{next}\n").as_bytes())
+            .map_err(err)?;
+        Ok(EvalId(next))
+    }
+
     /// Every violation in the file, oldest first (none when it does not exist).
     pub fn read(&self) -> Result<ReadLog, ViolationFileError> {
         let file = match File::open(&self.path) {
@@ -235,7 +277,7 @@ impl Drop for Lock<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EvalId, ViolationKind};
+    use crate::ViolationKind;
 
     fn violation(n: u64) -> Violation {
         Violation {
@@ -298,5 +340,26 @@ mod tests {
         let log = ViolationFile::new(dir.path().join("none.jsonl"));
         assert_eq!(log.read().unwrap(), ReadLog::default());
         log.clear().unwrap();
+    }
+
+    #[test]
+    fn evaluation_ids_count_on_across_handles_of_the_same_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/violations.jsonl");
+        let first = ViolationFile::new(&path);
+        assert_eq!(first.next_eval_id().unwrap(), EvalId(1));
+        assert_eq!(first.next_eval_id().unwrap(), EvalId(2));
+        // Another process's handle continues the count.
+        assert_eq!(ViolationFile::new(&path).next_eval_id().unwrap(), EvalId(3));
+    }
+
+    #[test]
+    fn a_garbled_evaluation_counter_is_an_error_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("last-eval-id"), "twelve").unwrap();
+        let log = ViolationFile::new(dir.path().join("violations.jsonl"));
+        let error = log.next_eval_id().unwrap_err().to_string();
+        assert!(error.contains("last-eval-id"), "{error}");
+        assert!(error.contains("twelve"), "{error}");
     }
 }

@@ -91,6 +91,15 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
     })
 }
 
+/// Creates the cgroup `name` under a controller's `base` (and the
+/// `sandbox` directory holding ours).
+fn make_dir(base: &Path, name: &str) -> io::Result<PathBuf> {
+    let dir = base.join("sandbox").join(name);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 impl Cgroup {
     /// Creates cgroups named `name` with the given limits, each under its
     /// controller's base from `support`. `pids` counts the evaluation's init too.
@@ -104,13 +113,7 @@ impl Cgroup {
             memory: None,
             pids: None,
         };
-        let make = |base: &Path| -> io::Result<PathBuf> {
-            let dir = base.join("sandbox").join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-            })?;
-            Ok(dir)
-        };
+        let make = |base: &Path| make_dir(base, name);
         if let (Some(limit), Some(base)) = (memory, &support.memory) {
             let dir = make(base)?;
             cgroup.memory = Some(dir.clone());
@@ -133,13 +136,7 @@ impl Cgroup {
     /// between v1 cgroups can cost a full RCU grace period (milliseconds on
     /// an idle host), which then stays off the evaluation's path.
     pub fn spare(support: &Support, name: &str) -> io::Result<Self> {
-        let make = |base: &Path| -> io::Result<PathBuf> {
-            let dir = base.join("sandbox").join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                io::Error::new(e.kind(), format!("creating {}: {e}", dir.display()))
-            })?;
-            Ok(dir)
-        };
+        let make = |base: &Path| make_dir(base, name);
         let mut cgroup = Cgroup {
             memory: None,
             pids: None,

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{executor, shell, unique_tag};
+use common::{executor, policy, shell, unique_tag};
 use sandbox_exec::{EvalRequest, Status};
-use sandbox_policy::{Context, HostFs, Policy};
 
 /// A scratch directory outside /tmp (which every confined evaluation sees
 /// as a private, empty tmpfs).
@@ -16,23 +15,6 @@ fn scratch() -> tempfile::TempDir {
         .prefix("sbx-confine-")
         .tempdir_in("/var/tmp")
         .unwrap()
-}
-
-fn policy(allow: &[String], deny: &[String]) -> Policy {
-    let ctx = Context {
-        home: std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/".into()),
-        cwd: std::env::current_dir().unwrap(),
-    };
-    let mut builder = Policy::builder(ctx);
-    for a in allow {
-        builder = builder.allow(a.clone());
-    }
-    for d in deny {
-        builder = builder.deny(d.clone());
-    }
-    builder.build(&HostFs).expect("policy").0
 }
 
 fn edit(dir: &Path) -> Vec<String> {

@@ -9,26 +9,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::executor;
+use common::{executor, policy};
 use sandbox_core::{Outcome, ViolationKind};
 use sandbox_exec::{Command, EvalRequest};
 use sandbox_policy::{Context, HostFs, Policy};
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn policy(allow: &[String]) -> Policy {
-    let ctx = Context {
-        home: std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/".into()),
-        cwd: std::env::current_dir().unwrap(),
-    };
-    let mut builder = Policy::builder(ctx);
-    for a in allow {
-        builder = builder.allow(a.clone());
-    }
-    builder.build(&HostFs).expect("policy").0
-}
 
 /// Runs `script` in python3 with `syscall(nr, *args)` printing the errno name.
 async fn python(policy: Policy, script: &str) -> Outcome {
@@ -63,7 +49,7 @@ fn syscall_targets(outcome: &Outcome) -> Vec<String> {
 async fn a_refused_system_call_fails_with_eperm_and_is_recorded() {
     // ptrace(PTRACE_TRACEME) = 101 on x86-64; unshare(CLONE_NEWUSER) = 272.
     let outcome = python(
-        policy(&[]),
+        policy(&[], &[]),
         "syscall('ptrace', 101, 0, 0, 0, 0)\nsyscall('unshare', 272, 0x10000000)",
     )
     .await;
@@ -82,7 +68,7 @@ async fn a_refused_system_call_fails_with_eperm_and_is_recorded() {
 #[tokio::test]
 async fn a_raw_socket_is_recorded_with_its_family_and_type() {
     let outcome = python(
-        policy(&[]),
+        policy(&[], &[]),
         "try:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n    print('created')\nexcept PermissionError:\n    print('refused')",
     )
     .await;
@@ -93,20 +79,24 @@ async fn a_raw_socket_is_recorded_with_its_family_and_type() {
 #[tokio::test]
 async fn a_unix_socket_is_refused_quietly_without_a_rule_and_created_with_one() {
     let probe = "try:\n    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n    print('created')\nexcept PermissionError:\n    print('refused')";
-    let refused = python(policy(&[]), probe).await;
+    let refused = python(policy(&[], &[]), probe).await;
     assert_eq!(refused.output_text(), "refused\n");
     assert!(
         syscall_targets(&refused).is_empty(),
         "{:?}",
         refused.violations
     );
-    let allowed = python(policy(&["UnixSocket(/run/sbx-test.sock)".into()]), probe).await;
+    let allowed = python(
+        policy(&["UnixSocket(/run/sbx-test.sock)".into()], &[]),
+        probe,
+    )
+    .await;
     assert_eq!(allowed.output_text(), "created\n");
 }
 
 #[tokio::test]
 async fn an_allowed_system_call_is_not_recorded() {
-    let outcome = python(policy(&[]), "syscall('getpid', 39)").await;
+    let outcome = python(policy(&[], &[]), "syscall('getpid', 39)").await;
     assert_eq!(outcome.output_text(), "getpid ok\n");
     assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
 }
@@ -122,7 +112,7 @@ async fn the_executor_log_gets_the_violations_of_every_evaluation() {
                 "-c",
                 "import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)",
             ]))
-            .policy(policy(&[]))
+            .policy(policy(&[], &[]))
             .timeout(Duration::from_secs(20)),
         )
         .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sandbox_exec::{Command, EvalRequest, Executor, RunnerProgram};
+use sandbox_policy::{Context, HostFs, Policy};
 
 /// The runner binary: `SANDBOX_RUNNER_BIN` when set (the unprivileged pass of
 /// `cargo xtask test` runs copies from a world-readable directory), else the one
@@ -64,4 +65,23 @@ pub fn scratch() -> tempfile::TempDir {
         .prefix("sbx-test-")
         .tempdir_in(std::env::temp_dir())
         .unwrap()
+}
+
+/// The policy of `allow` and `deny` permission strings, with the test's home
+/// and working directory.
+pub fn policy(allow: &[String], deny: &[String]) -> Policy {
+    let ctx = Context {
+        home: std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/".into()),
+        cwd: std::env::current_dir().unwrap(),
+    };
+    let mut builder = Policy::builder(ctx);
+    for a in allow {
+        builder = builder.allow(a.clone());
+    }
+    for d in deny {
+        builder = builder.deny(d.clone());
+    }
+    builder.build(&HostFs).expect("policy").0
 }

@@ -5,6 +5,9 @@
 //! whole process tree and count what they refuse, so `memory_limit` and
 //! `pids_limit` are known rather than guessed.
 //!
+//! An executor keeps emptied cgroups for its next evaluations (see
+//! [`Shelf`](crate::cgroup_shelf::Shelf)); each use counts from a baseline.
+//!
 //! cgroup v2 is not used yet: it needs a delegated subtree with the memory and
 //! pids controllers enabled, which these machines do not offer to test against.
 
@@ -55,11 +58,26 @@ fn v1_base(mountinfo: &str, own_cgroups: &str, controller: &str) -> Option<PathB
     Some(Path::new(mount).join(own))
 }
 
-/// The cgroups of one evaluation; removed by [`remove`](Self::remove).
+/// The cgroups of one evaluation; removed by [`remove`](Self::remove), or
+/// kept for another evaluation (see [`Shelf`](crate::cgroup_shelf::Shelf)).
 #[derive(Debug)]
 pub(crate) struct Cgroup {
     memory: Option<PathBuf>,
     pids: Option<PathBuf>,
+    /// The limits last written, when known.
+    limits: Option<CgroupLimits>,
+    /// The counters as this use began: a reused cgroup counts on from where
+    /// its last evaluation left them.
+    baseline: Baseline,
+}
+
+/// Counters of a cgroup at the start of a use, subtracted from its figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Baseline {
+    oom_kills: u64,
+    pids_refused: u64,
+    /// Memory still charged from earlier uses (cache, kernel objects).
+    memory: u64,
 }
 
 /// The limits a cgroup pair is set to (`None`: unlimited).
@@ -76,7 +94,8 @@ pub(crate) struct CgroupLimits {
 pub(crate) struct Stats {
     /// Processes the OOM killer killed for the memory limit.
     pub oom_kills: u64,
-    /// Peak memory of the whole tree.
+    /// Peak memory of the whole tree (above what earlier uses of a reused
+    /// cgroup left charged).
     pub peak_memory: Option<u64>,
     /// Forks refused by the pids limit.
     pub pids_refused: u64,
@@ -89,6 +108,17 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
             format!("writing {value:?} to {}: {e}", path.display()),
         )
     })
+}
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok()
+}
+
+/// The number after `key` on one of `text`'s lines.
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// Creates the cgroup `name` under a controller's `base` (and the
@@ -112,6 +142,8 @@ impl Cgroup {
         let mut cgroup = Cgroup {
             memory: None,
             pids: None,
+            limits: Some(CgroupLimits { memory, pids }),
+            baseline: Baseline::default(),
         };
         let make = |base: &Path| make_dir(base, name);
         if let (Some(limit), Some(base)) = (memory, &support.memory) {
@@ -140,6 +172,8 @@ impl Cgroup {
         let mut cgroup = Cgroup {
             memory: None,
             pids: None,
+            limits: Some(CgroupLimits::default()),
+            baseline: Baseline::default(),
         };
         if let Some(base) = &support.memory {
             cgroup.memory = Some(make(base)?);
@@ -157,8 +191,14 @@ impl Cgroup {
     }
 
     /// Sets the limits of a [`spare`](Self::spare) cgroup (`None`: no
-    /// limit); `pids` counts the evaluation's init too.
-    pub fn set_limits(&self, limits: CgroupLimits) -> io::Result<()> {
+    /// limit); `pids` counts the evaluation's init too. Limits already in
+    /// place are not written again.
+    pub fn set_limits(&mut self, limits: CgroupLimits) -> io::Result<()> {
+        if self.limits == Some(limits) {
+            return Ok(());
+        }
+        // Unknown until every write is through.
+        self.limits = None;
         if let Some(dir) = &self.memory {
             let swap = dir.join("memory.memsw.limit_in_bytes");
             let swap = swap.exists().then_some(swap);
@@ -180,7 +220,53 @@ impl Cgroup {
             let max = limits.pids.map_or("max".to_string(), |n| n.to_string());
             write(&dir.join("pids.max"), &max)?;
         }
+        self.limits = Some(limits);
         Ok(())
+    }
+
+    /// Whether the cgroups have the memory controller if `memory`, and the
+    /// pids controller if `pids`.
+    pub fn covers(&self, memory: bool, pids: bool) -> bool {
+        (!memory || self.memory.is_some()) && (!pids || self.pids.is_some())
+    }
+
+    /// Whether no process is left in the cgroups.
+    pub fn is_empty(&self) -> bool {
+        [&self.memory, &self.pids]
+            .into_iter()
+            .flatten()
+            .all(|dir| read(dir, "cgroup.procs").is_some_and(|p| p.trim().is_empty()))
+    }
+
+    /// Readies emptied cgroups for another evaluation: its peak memory starts
+    /// from what is charged now, and its OOM kills and refused forks from the
+    /// counts so far. Returns the memory still charged (page cache and kernel
+    /// objects the last evaluations left, which also counts against the
+    /// limit until the kernel reclaims it).
+    pub fn reset(&mut self) -> io::Result<u64> {
+        let mut baseline = Baseline::default();
+        if let Some(dir) = &self.memory {
+            // Writing 0 resets the peak to the current usage.
+            write(&dir.join("memory.max_usage_in_bytes"), "0")?;
+            baseline.memory = read(dir, "memory.max_usage_in_bytes")
+                .and_then(|t| t.trim().parse().ok())
+                .ok_or_else(|| {
+                    io::Error::other(format!(
+                        "reading {}/memory.max_usage_in_bytes",
+                        dir.display()
+                    ))
+                })?;
+            baseline.oom_kills = read(dir, "memory.oom_control")
+                .and_then(|t| field(&t, "oom_kill "))
+                .unwrap_or(0);
+        }
+        if let Some(dir) = &self.pids {
+            baseline.pids_refused = read(dir, "pids.events")
+                .and_then(|t| field(&t, "max "))
+                .unwrap_or(0);
+        }
+        self.baseline = baseline;
+        Ok(baseline.memory)
     }
 
     pub fn has_memory(&self) -> bool {
@@ -200,25 +286,24 @@ impl Cgroup {
             .collect()
     }
 
+    /// What the controllers counted since this use began.
     pub fn stats(&self) -> Stats {
-        let read = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).ok();
-        let field = |text: &str, key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
+        let base = self.baseline;
         let mut stats = Stats::default();
         if let Some(dir) = &self.memory {
             stats.oom_kills = read(dir, "memory.oom_control")
                 .and_then(|t| field(&t, "oom_kill "))
-                .unwrap_or(0);
-            stats.peak_memory =
-                read(dir, "memory.max_usage_in_bytes").and_then(|t| t.trim().parse().ok());
+                .unwrap_or(0)
+                .saturating_sub(base.oom_kills);
+            stats.peak_memory = read(dir, "memory.max_usage_in_bytes")
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .map(|peak| peak.saturating_sub(base.memory));
         }
         if let Some(dir) = &self.pids {
             stats.pids_refused = read(dir, "pids.events")
                 .and_then(|t| field(&t, "max "))
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .saturating_sub(base.pids_refused);
         }
         stats
     }

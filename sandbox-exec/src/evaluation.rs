@@ -215,6 +215,7 @@ pub(crate) async fn evaluate(
         &name,
         privileged,
         spare.as_mut().map(|s| &mut s.cgroup),
+        pool.shelf(),
     )?;
     pool.expect_limits(plan.spare_limits);
     let mut result = run(

@@ -74,6 +74,8 @@ impl Executor {
         })?;
         #[cfg(not(target_os = "linux"))]
         let _ = (program, args);
+        #[cfg(target_os = "linux")]
+        let shelf = Arc::new(crate::cgroup_shelf::Shelf::default());
         Ok(Executor {
             inner: Arc::new(Inner {
                 #[cfg(target_os = "linux")]
@@ -85,9 +87,10 @@ impl Executor {
                         !nix::unistd::geteuid().is_root(),
                     ),
                     DEFAULT_PREWARM,
+                    shelf.clone(),
                 ),
                 #[cfg(target_os = "linux")]
-                reclaimer: crate::reclaim::Reclaimer::default(),
+                reclaimer: crate::reclaim::Reclaimer::new(shelf),
                 violations: Arc::new(ViolationLog::default()),
             }),
         })

@@ -17,7 +17,7 @@ use interprocess::local_socket::tokio::Stream;
 use interprocess::os::unix::uds_local_socket;
 use tracing::debug;
 
-use crate::cgroup::{Cgroup, CgroupLimits};
+use crate::cgroup::Cgroup;
 use crate::endpoint::{self, Endpoint, PrivateDir};
 use crate::pidfd::{ChildProcess, Pidfd};
 use crate::protocol::RunnerSpec;
@@ -119,17 +119,17 @@ enum Channel {
 /// They come with the limits of the evaluation before, already set: the
 /// next is likely to ask for the same.
 #[derive(Debug, Default)]
-pub(crate) struct SpareCgroup(Option<Cgroup>, CgroupLimits);
+pub(crate) struct SpareCgroup(Option<Cgroup>);
 
 impl SpareCgroup {
-    /// The limits the cgroups are set to.
-    pub fn limits(&self) -> CgroupLimits {
-        self.1
+    /// Whether the spare has cgroups of its own.
+    pub fn is_some(&self) -> bool {
+        self.0.is_some()
     }
 
     /// The cgroups, while the spare still owns them.
-    pub fn get(&self) -> Option<&Cgroup> {
-        self.0.as_ref()
+    pub fn get_mut(&mut self) -> Option<&mut Cgroup> {
+        self.0.as_mut()
     }
 
     /// The cgroups, for the evaluation that takes the spare.
@@ -256,12 +256,9 @@ impl Launcher {
     pub fn launch(
         &self,
         preparation: Preparation,
-        cgroup: Option<(Cgroup, CgroupLimits)>,
+        cgroup: Option<Cgroup>,
     ) -> Result<Launched, ExecError> {
-        let cgroup = match cgroup {
-            Some((cgroup, limits)) => SpareCgroup(Some(cgroup), limits),
-            None => SpareCgroup::default(),
-        };
+        let cgroup = SpareCgroup(cgroup);
         let cgroup_procs: Vec<String> = cgroup
             .0
             .iter()

@@ -70,6 +70,8 @@ mod bridge;
 #[cfg(target_os = "linux")]
 mod cgroup;
 #[cfg(target_os = "linux")]
+mod cgroup_shelf;
+#[cfg(target_os = "linux")]
 mod endpoint;
 #[cfg(target_os = "linux")]
 mod evaluation;

@@ -4,6 +4,7 @@
 use sandbox_core::{LimitEnforcement, LimitKind, Limits, Mechanism};
 
 use crate::cgroup::{self, Cgroup, CgroupLimits};
+use crate::cgroup_shelf::Shelf;
 use crate::launch::SpareCgroup;
 use crate::protocol::Rlimit;
 use crate::ExecError;
@@ -52,6 +53,7 @@ pub(crate) fn plan(
     name: &str,
     privileged: bool,
     spare: Option<&mut SpareCgroup>,
+    shelf: &Shelf,
 ) -> Result<LimitPlan, ExecError> {
     let support = cgroup::support();
     let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
@@ -59,7 +61,7 @@ pub(crate) fn plan(
     let memory_max = limits.memory.filter(|_| use_memory_cgroup);
     // A spare's runner stays in its cgroups with init (moving it out would
     // cost another migration); counted, so the evaluation still gets its n.
-    let preattaching = spare.as_ref().is_some_and(|s| s.get().is_some());
+    let preattaching = spare.as_ref().is_some_and(|s| s.is_some());
     let ours = if preattaching {
         INIT_PROCESSES + 1
     } else {
@@ -78,18 +80,28 @@ pub(crate) fn plan(
     };
     let for_spares = spare_limits(limits);
     let preattached = match spare {
-        Some(spare) if spare.get().is_some() => {
-            if let Some(cgroup) = spare.get().filter(|_| spare.limits() != wanted) {
+        Some(spare) => match spare.get_mut() {
+            // Set while the spare still owns them: on an error they go with it.
+            Some(cgroup) => {
                 cgroup.set_limits(wanted).map_err(prepare_err)?;
+                spare.take()
             }
-            spare.take()
-        }
-        _ => None,
+            None => None,
+        },
+        None => None,
     };
     let preattached_flag = preattached.is_some();
     let cgroup = if preattached.is_some() {
         preattached
-    } else if use_memory_cgroup || use_pids_cgroup {
+    } else if !(use_memory_cgroup || use_pids_cgroup) {
+        None
+    } else if let Some(mut cgroup) = shelf.take(use_memory_cgroup, use_pids_cgroup) {
+        if let Err(e) = cgroup.set_limits(wanted) {
+            cgroup.remove();
+            return Err(prepare_err(e));
+        }
+        Some(cgroup)
+    } else {
         match Cgroup::create(support, name, memory_max, pids_max) {
             Ok(c) => Some(c),
             // Unprivileged users see the mounts but may not create cgroups:
@@ -98,8 +110,6 @@ pub(crate) fn plan(
             Err(e) if e.raw_os_error() == Some(libc::EROFS) => None,
             Err(e) => return Err(prepare_err(e)),
         }
-    } else {
-        None
     };
 
     let mut plan = LimitPlan {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::cgroup::CgroupLimits;
+use crate::cgroup_shelf::Shelf;
 use crate::launch::{Launched, Launcher, Preparation};
 
 /// The spares of one executor and the thread that starts them.
@@ -33,6 +34,8 @@ pub(crate) struct Pool {
 #[derive(Debug)]
 struct Shared {
     launcher: Launcher,
+    /// Where spares' cgroups come from, as evaluations' do.
+    shelf: Arc<Shelf>,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -64,10 +67,11 @@ struct State {
 }
 
 impl Pool {
-    pub fn new(launcher: Launcher, capacity: usize) -> Self {
+    pub fn new(launcher: Launcher, capacity: usize, shelf: Arc<Shelf>) -> Self {
         Pool {
             shared: Arc::new(Shared {
                 launcher,
+                shelf,
                 state: Mutex::new(State {
                     spares: Vec::new(),
                     capacity,
@@ -86,6 +90,11 @@ impl Pool {
 
     pub fn launcher(&self) -> &Launcher {
         &self.shared.launcher
+    }
+
+    /// The idle cgroups evaluations and spares take theirs from.
+    pub fn shelf(&self) -> &Shelf {
+        &self.shared.shelf
     }
 
     /// Changes how many spares are kept, killing any excess.
@@ -186,7 +195,7 @@ impl Shared {
 
     /// Cgroups for the next spare, when evaluations here use cgroups (root,
     /// with the v1 controllers); `None` leaves the move to the evaluation.
-    fn spare_cgroup(&self, limits: CgroupLimits) -> Option<(crate::cgroup::Cgroup, CgroupLimits)> {
+    fn spare_cgroup(&self, limits: CgroupLimits) -> Option<crate::cgroup::Cgroup> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         if self.launcher.user_namespace {
@@ -196,21 +205,27 @@ impl Shared {
         if support.memory.is_none() && support.pids.is_none() {
             return None;
         }
-        let name = format!(
-            "{}-spare-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let cgroup = crate::cgroup::Cgroup::spare(support, &name)
-            .inspect_err(|error| debug!(%error, "no cgroups for the spare"))
-            .ok()?;
-        match cgroup.set_limits(limits) {
-            Ok(()) => Some((cgroup, limits)),
-            Err(error) => {
-                debug!(%error, "cannot preset the spare's limits");
-                Some((cgroup, CgroupLimits::default()))
+        let shelved = self
+            .shelf
+            .take(support.memory.is_some(), support.pids.is_some());
+        let mut cgroup = match shelved {
+            Some(cgroup) => cgroup,
+            None => {
+                let name = format!(
+                    "{}-spare-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                crate::cgroup::Cgroup::spare(support, &name)
+                    .inspect_err(|error| debug!(%error, "no cgroups for the spare"))
+                    .ok()?
             }
+        };
+        if let Err(error) = cgroup.set_limits(limits) {
+            // The evaluation sets them again.
+            debug!(%error, "cannot preset the spare's limits");
         }
+        Some(cgroup)
     }
 
     fn work(&self) {

@@ -1,5 +1,5 @@
-//! Teardown that need not delay an outcome: removing an evaluation's cgroups
-//! and its stand-ins for protected paths.
+//! Teardown that need not delay an outcome: emptying an evaluation's cgroups
+//! (for reuse, see [`Shelf`]) and removing its stand-ins for protected paths.
 //!
 //! A cgroup can only be removed once every task has left it, and init leaves
 //! only by exiting, which takes the kernel a good half millisecond (the pid,
@@ -13,13 +13,14 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tracing::debug;
 
 use crate::cgroup::Cgroup;
+use crate::cgroup_shelf::Shelf;
 use crate::pidfd::Pidfd;
 use crate::placeholder::StandIns;
 
@@ -49,22 +50,32 @@ impl Leftovers {
 }
 
 /// The reclaiming thread of one executor, started on first use.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Reclaimer {
     worker: Mutex<Option<(Sender<Leftovers>, JoinHandle<()>)>>,
+    /// Where emptied cgroups go for the next evaluations.
+    shelf: Arc<Shelf>,
 }
 
 impl Reclaimer {
+    pub fn new(shelf: Arc<Shelf>) -> Self {
+        Reclaimer {
+            worker: Mutex::new(None),
+            shelf,
+        }
+    }
+
     /// Removes `leftovers` once their init has exited, off the caller's path.
     pub fn submit(&self, leftovers: Leftovers) {
         let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
         if worker.is_none() {
             let (tx, rx) = channel::<Leftovers>();
+            let shelf = self.shelf.clone();
             let spawned = std::thread::Builder::new()
                 .name("sandbox-reclaim".into())
                 .spawn(move || {
                     for leftovers in rx {
-                        reclaim(leftovers);
+                        reclaim(leftovers, &shelf);
                     }
                 });
             match spawned {
@@ -73,14 +84,14 @@ impl Reclaimer {
                 Err(error) => {
                     debug!(%error, "cannot start the reclaiming thread");
                     drop(worker);
-                    reclaim(leftovers);
+                    reclaim(leftovers, &self.shelf);
                     return;
                 }
             }
         }
         if let Some((tx, _)) = worker.as_ref() {
             if let Err(returned) = tx.send(leftovers) {
-                reclaim(returned.0);
+                reclaim(returned.0, &self.shelf);
             }
         }
     }
@@ -96,7 +107,7 @@ impl Drop for Reclaimer {
     }
 }
 
-fn reclaim(mut leftovers: Leftovers) {
+fn reclaim(mut leftovers: Leftovers, shelf: &Shelf) {
     let exited = leftovers
         .init
         .as_ref()
@@ -107,8 +118,10 @@ fn reclaim(mut leftovers: Leftovers) {
         leftovers.stand_ins.leave_in_place();
     }
     drop(leftovers.stand_ins);
-    if let Some(cgroup) = leftovers.cgroup {
-        cgroup.remove();
+    match leftovers.cgroup {
+        Some(cgroup) if exited => shelf.put(cgroup),
+        Some(cgroup) => cgroup.remove(),
+        None => {}
     }
 }
 

@@ -146,6 +146,7 @@ pub(crate) async fn start(
         &name,
         privileged,
         spare.as_mut().map(|s| &mut s.cgroup),
+        pool.shelf(),
     )?;
     let crate::evaluation::Prepared {
         job,

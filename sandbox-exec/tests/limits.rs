@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{executor, is_root, scratch, shell};
 use sandbox_core::{LimitKind, Mechanism};
-use sandbox_exec::{Limits, Status};
+use sandbox_exec::{Limits, Outcome, Status};
 
 fn mechanism(outcome: &sandbox_exec::Outcome, limit: LimitKind) -> Mechanism {
     outcome
@@ -148,112 +148,96 @@ async fn a_plain_signal_is_not_mistaken_for_a_limit() {
     assert_eq!(outcome.exit_code(), 143);
 }
 
-/// The cgroups of evaluation `id` of this process that still exist
-/// (`<pid>-<id>` under the `sandbox` group next to our own memory and pids
-/// cgroups).
-fn cgroups_of(id: &sandbox_core::EvalId) -> Vec<std::path::PathBuf> {
-    let name = format!("{}-{}", std::process::id(), id.0);
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mut found = Vec::new();
-    for line in own.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
-        for controller in ["memory", "pids"] {
-            if controllers.is_some_and(|c| c.split(',').any(|c| c == controller)) {
-                let dir = std::path::Path::new("/sys/fs/cgroup")
-                    .join(controller)
-                    .join(path.unwrap_or("/").trim_start_matches('/'))
-                    .join("sandbox")
-                    .join(&name);
-                if dir.exists() {
-                    found.push(dir);
-                }
-            }
-        }
-    }
-    found
+/// The memory cgroup an evaluation ran in, as its first output line says.
+fn memory_cgroup(outcome: &sandbox_exec::Outcome) -> String {
+    let text = outcome.output_text();
+    let line = text.lines().next().unwrap_or_default();
+    assert!(line.contains(":memory:"), "no cgroup line: {text}");
+    line.to_string()
 }
 
-#[tokio::test]
-async fn an_evaluations_cgroups_are_removed_by_the_time_its_executor_is_dropped() {
-    if !is_root() {
-        return; // rlimits only: no cgroup to remove
-    }
+/// Runs `first`, then evaluations of `next` until one runs in the cgroups
+/// `first` ran in (an executor keeps emptied cgroups for reuse), and returns
+/// both outcomes. Both commands print their memory cgroup first.
+async fn reused_after(first: &str, next: &str, limits: Limits) -> (Outcome, Outcome) {
     let executor = executor();
-    let limits = Limits {
-        memory: Some(64 << 20),
-        pids: Some(16),
-        ..Limits::default()
-    };
-    let mut ids = Vec::new();
-    for _ in 0..3 {
+    // Without spares each evaluation takes its cgroups itself, from the
+    // emptied ones when there are any.
+    executor.set_prewarm(0);
+    let cgroup_line = "grep memory /proc/self/cgroup; ";
+    let first = executor
+        .evaluate(shell(&format!("{cgroup_line}{first}")).limits(limits.clone()))
+        .await
+        .unwrap();
+    let used = memory_cgroup(&first);
+    // The first evaluation's cgroups are emptied off its outcome's path.
+    for _ in 0..40 {
         let outcome = executor
-            .evaluate(shell("true").limits(limits.clone()))
+            .evaluate(shell(&format!("{cgroup_line}{next}")).limits(limits.clone()))
             .await
             .unwrap();
-        assert_eq!(outcome.status, Status::Exited { code: 0 });
-        assert_eq!(mechanism(&outcome, LimitKind::Memory), Mechanism::CgroupV1);
-        ids.push(outcome.id);
-    }
-    drop(executor);
-    for id in &ids {
-        assert_eq!(cgroups_of(id), Vec::<std::path::PathBuf>::new());
-    }
-}
-
-/// This process's spare cgroups (`<pid>-spare-<n>`) that still exist.
-fn spare_cgroups() -> Vec<std::path::PathBuf> {
-    let prefix = format!("{}-spare-", std::process::id());
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mut found = Vec::new();
-    for line in own.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
-        for controller in ["memory", "pids"] {
-            if controllers.is_some_and(|c| c.split(',').any(|c| c == controller)) {
-                let dir = std::path::Path::new("/sys/fs/cgroup")
-                    .join(controller)
-                    .join(path.unwrap_or("/").trim_start_matches('/'))
-                    .join("sandbox");
-                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                    if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                        found.push(entry.path());
-                    }
-                }
-            }
+        if memory_cgroup(&outcome) == used {
+            return (first, outcome);
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    found
+    panic!("the cgroups {used} were never reused");
 }
 
 #[tokio::test]
-async fn spares_dropped_unused_leave_no_cgroups_once_the_executor_is_dropped() {
+async fn an_oom_kill_is_not_held_against_the_next_evaluation_in_the_same_cgroups() {
     if !is_root() {
         return; // no cgroups without root here
     }
-    let executor = executor();
     let limits = Limits {
         memory: Some(64 << 20),
         ..Limits::default()
     };
-    // Switching kinds drops the spare prepared for the other kind unused.
-    for request in [shell("true"), shell("true"), shell("true")] {
-        executor
-            .evaluate(request.limits(limits.clone()))
-            .await
-            .unwrap();
-        executor.set_prewarm(0);
-        executor.set_prewarm(1);
-    }
-    drop(executor);
-    // Other tests of this binary may still hold spares of their own: only
-    // this process's orphans are checked, and they are all gone.
-    let left = spare_cgroups();
-    assert!(
-        left.iter()
-            .all(|dir| std::fs::read_to_string(dir.join("cgroup.procs"))
-                .map(|p| !p.trim().is_empty())
-                .unwrap_or(true)),
-        "empty spare cgroups left behind: {left:?}"
+    let hog = "head -c 1000000000 /dev/zero | tail -n 1 >/dev/null";
+    let (first, next) = reused_after(hog, "exit 3", limits).await;
+    assert_eq!(first.status, Status::MemoryLimit, "{}", first.output_text());
+    assert_eq!(
+        next.status,
+        Status::Exited { code: 3 },
+        "{}",
+        next.output_text()
     );
+}
+
+#[tokio::test]
+async fn refused_forks_are_not_held_against_the_next_evaluation_in_the_same_cgroups() {
+    if !is_root() {
+        return; // no cgroups without root here
+    }
+    let limits = Limits {
+        pids: Some(8),
+        memory: Some(256 << 20),
+        ..Limits::default()
+    };
+    let storm = "for i in $(seq 1 40); do sleep 0.2 & done; wait";
+    let (first, next) = reused_after(storm, "exit 3", limits).await;
+    assert_eq!(first.status, Status::PidsLimit, "{}", first.output_text());
+    assert_eq!(
+        next.status,
+        Status::Exited { code: 3 },
+        "{}",
+        next.output_text()
+    );
+}
+
+#[tokio::test]
+async fn the_peak_memory_in_reused_cgroups_is_the_evaluations_own() {
+    if !is_root() {
+        return; // no cgroups without root here
+    }
+    let limits = Limits {
+        memory: Some(256 << 20),
+        ..Limits::default()
+    };
+    // 64 MiB held by one process at once.
+    let big = "head -c 67108864 /dev/zero | tail -n 1 >/dev/null";
+    let (first, next) = reused_after(big, "true", limits).await;
+    let peak = |o: &Outcome| o.usage.peak_memory_bytes.unwrap_or(0);
+    assert!(peak(&first) >= 64 << 20, "first peak {}", peak(&first));
+    assert!(peak(&next) < 16 << 20, "next peak {}", peak(&next));
 }

@@ -11,7 +11,9 @@
 //! cgroup v2 is not used yet: it needs a delegated subtree with the memory and
 //! pids controllers enabled, which these machines do not offer to test against.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -69,6 +71,41 @@ pub(crate) struct Cgroup {
     /// The counters as this use began: a reused cgroup counts on from where
     /// its last evaluation left them.
     baseline: Baseline,
+    /// The counter files, opened on first use.
+    counters: OnceLock<Counters>,
+}
+
+/// The counter files of a cgroup pair, opened once: a reused cgroup serves
+/// many evaluations, and opening a control file by its long path costs
+/// several times what reading it does (the figures are read on the
+/// evaluation's path).
+#[derive(Debug, Default)]
+struct Counters {
+    oom_control: Option<File>,
+    /// Read and written: [`Cgroup::reset`] resets it.
+    max_usage: Option<File>,
+    pids_events: Option<File>,
+}
+
+impl Counters {
+    fn open(memory: Option<&Path>, pids: Option<&Path>) -> Self {
+        let open = |dir: Option<&Path>, file: &str, write: bool| {
+            let path = dir?.join(file);
+            File::options().read(true).write(write).open(path).ok()
+        };
+        Counters {
+            oom_control: open(memory, "memory.oom_control", false),
+            max_usage: open(memory, "memory.max_usage_in_bytes", true),
+            pids_events: open(pids, "pids.events", false),
+        }
+    }
+}
+
+/// The whole of a control file, read from its start.
+fn read_at_start(file: Option<&File>) -> Option<String> {
+    let mut buf = [0u8; 512];
+    let n = file?.read_at(&mut buf, 0).ok()?;
+    String::from_utf8(buf[..n].to_vec()).ok()
 }
 
 /// Counters of a cgroup at the start of a use, subtracted from its figures.
@@ -144,6 +181,7 @@ impl Cgroup {
             pids: None,
             limits: Some(CgroupLimits { memory, pids }),
             baseline: Baseline::default(),
+            counters: OnceLock::new(),
         };
         let make = |base: &Path| make_dir(base, name);
         if let (Some(limit), Some(base)) = (memory, &support.memory) {
@@ -174,6 +212,7 @@ impl Cgroup {
             pids: None,
             limits: Some(CgroupLimits::default()),
             baseline: Baseline::default(),
+            counters: OnceLock::new(),
         };
         if let Some(base) = &support.memory {
             cgroup.memory = Some(make(base)?);
@@ -244,29 +283,37 @@ impl Cgroup {
     /// objects the last evaluations left, which also counts against the
     /// limit until the kernel reclaims it).
     pub fn reset(&mut self) -> io::Result<u64> {
+        let counters = self.counters();
         let mut baseline = Baseline::default();
         if let Some(dir) = &self.memory {
+            let unreadable = || {
+                io::Error::other(format!(
+                    "cannot read or reset {}/memory.max_usage_in_bytes",
+                    dir.display()
+                ))
+            };
             // Writing 0 resets the peak to the current usage.
-            write(&dir.join("memory.max_usage_in_bytes"), "0")?;
-            baseline.memory = read(dir, "memory.max_usage_in_bytes")
+            let max_usage = counters.max_usage.as_ref().ok_or_else(unreadable)?;
+            max_usage.write_at(b"0", 0)?;
+            baseline.memory = read_at_start(Some(max_usage))
                 .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| {
-                    io::Error::other(format!(
-                        "reading {}/memory.max_usage_in_bytes",
-                        dir.display()
-                    ))
-                })?;
-            baseline.oom_kills = read(dir, "memory.oom_control")
+                .ok_or_else(unreadable)?;
+            baseline.oom_kills = read_at_start(counters.oom_control.as_ref())
                 .and_then(|t| field(&t, "oom_kill "))
                 .unwrap_or(0);
         }
-        if let Some(dir) = &self.pids {
-            baseline.pids_refused = read(dir, "pids.events")
+        if self.pids.is_some() {
+            baseline.pids_refused = read_at_start(counters.pids_events.as_ref())
                 .and_then(|t| field(&t, "max "))
                 .unwrap_or(0);
         }
         self.baseline = baseline;
         Ok(baseline.memory)
+    }
+
+    fn counters(&self) -> &Counters {
+        self.counters
+            .get_or_init(|| Counters::open(self.memory.as_deref(), self.pids.as_deref()))
     }
 
     pub fn has_memory(&self) -> bool {
@@ -288,19 +335,19 @@ impl Cgroup {
 
     /// What the controllers counted since this use began.
     pub fn stats(&self) -> Stats {
-        let base = self.baseline;
+        let (base, counters) = (self.baseline, self.counters());
         let mut stats = Stats::default();
-        if let Some(dir) = &self.memory {
-            stats.oom_kills = read(dir, "memory.oom_control")
+        if self.memory.is_some() {
+            stats.oom_kills = read_at_start(counters.oom_control.as_ref())
                 .and_then(|t| field(&t, "oom_kill "))
                 .unwrap_or(0)
                 .saturating_sub(base.oom_kills);
-            stats.peak_memory = read(dir, "memory.max_usage_in_bytes")
+            stats.peak_memory = read_at_start(counters.max_usage.as_ref())
                 .and_then(|t| t.trim().parse::<u64>().ok())
                 .map(|peak| peak.saturating_sub(base.memory));
         }
-        if let Some(dir) = &self.pids {
-            stats.pids_refused = read(dir, "pids.events")
+        if self.pids.is_some() {
+            stats.pids_refused = read_at_start(counters.pids_events.as_ref())
                 .and_then(|t| field(&t, "max "))
                 .unwrap_or(0)
                 .saturating_sub(base.pids_refused);

@@ -122,11 +122,6 @@ enum Channel {
 pub(crate) struct SpareCgroup(Option<Cgroup>);
 
 impl SpareCgroup {
-    /// Whether the spare has cgroups of its own.
-    pub fn is_some(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// The cgroups, while the spare still owns them.
     pub fn get_mut(&mut self) -> Option<&mut Cgroup> {
         self.0.as_mut()

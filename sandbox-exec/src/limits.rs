@@ -21,13 +21,14 @@ pub(crate) struct LimitPlan {
     pub enforcement: Vec<LimitEnforcement>,
 }
 
-/// Processes of ours inside the evaluation besides the user's: init, and with
-/// rlimits the runner too (RLIMIT_NPROC counts every process of the user in the
-/// namespace).
+/// Processes of ours inside the evaluation besides the user's: init alone
+/// (the runner, or the zygote, clones init into the evaluation's namespaces
+/// and cgroups and stays outside them), both in the pids cgroup and for
+/// RLIMIT_NPROC, which counts the user's processes in the evaluation's user
+/// namespace.
 const INIT_PROCESSES: u32 = 1;
-const RUNNER_PROCESSES: u32 = 2;
 
-/// The cgroup limits of a spare (init and runner inside) for `limits`.
+/// The cgroup limits of a spare (its init inside) for `limits`.
 pub(crate) fn spare_limits(limits: &Limits) -> CgroupLimits {
     let support = cgroup::support();
     CgroupLimits {
@@ -35,7 +36,7 @@ pub(crate) fn spare_limits(limits: &Limits) -> CgroupLimits {
         pids: limits
             .pids
             .filter(|_| support.pids.is_some())
-            .map(|n| n + INIT_PROCESSES + 1),
+            .map(|n| n + INIT_PROCESSES),
     }
 }
 
@@ -59,14 +60,7 @@ pub(crate) fn plan(
     let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
     let use_pids_cgroup = limits.pids.is_some() && support.pids.is_some();
     let memory_max = limits.memory.filter(|_| use_memory_cgroup);
-    // A spare's runner stays in its cgroups with init (moving it out would
-    // cost another migration); counted, so the evaluation still gets its n.
-    let preattaching = spare.as_ref().is_some_and(|s| s.is_some());
-    let ours = if preattaching {
-        INIT_PROCESSES + 1
-    } else {
-        INIT_PROCESSES
-    };
+    let ours = INIT_PROCESSES;
     let pids_max = limits.pids.filter(|_| use_pids_cgroup).map(|n| n + ours);
     let prepare_err = |source| ExecError::Prepare {
         what: "the evaluation's cgroup".into(),
@@ -145,14 +139,7 @@ pub(crate) fn plan(
             plan.enforcement.push(enforced(
                 LimitKind::Pids,
                 Mechanism::CgroupV1,
-                if preattaching {
-                    format!(
-                        "pids.max={} (the evaluation's {n} plus its init and runner)",
-                        n + ours
-                    )
-                } else {
-                    format!("pids.max={} (the evaluation's {n} plus its init)", n + ours)
-                },
+                format!("pids.max={} (the evaluation's {n} plus its init)", n + ours),
             ));
         } else if privileged {
             return Err(ExecError::LimitUnavailable {
@@ -163,12 +150,12 @@ pub(crate) fn plan(
                     .into(),
             });
         } else {
-            let max = n + RUNNER_PROCESSES;
+            let max = n + ours;
             plan.rlimits.push(rlimit(libc::RLIMIT_NPROC, max as u64));
             plan.enforcement.push(enforced(
                 LimitKind::Pids,
                 Mechanism::Rlimit,
-                format!("RLIMIT_NPROC={max} in the evaluation's user namespace (the evaluation's {n} plus runner and init)"),
+                format!("RLIMIT_NPROC={max} in the evaluation's user namespace (the evaluation's {n} plus its init)"),
             ));
         }
     }

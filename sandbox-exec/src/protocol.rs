@@ -56,9 +56,21 @@ pub(crate) struct RunnerSpec {
 /// descriptor batch just before `Runner`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Forked {
-    /// The runner exists; it is the executor's child.
+    /// The runner exists; it is the executor's child. A forked runner is
+    /// the evaluation's init itself.
     Runner { pid: u32 },
     /// No runner was made.
+    Failed { reason: String },
+}
+
+/// What a new init's parent tells it once it has made the init's place:
+/// mapped its user and group ids (in a user namespace) and moved it into
+/// its cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Go {
+    /// Init may go on; `pid` is its pid as the executor sees it.
+    Ready { pid: u32 },
+    /// Init must report `reason` and exit.
     Failed { reason: String },
 }
 

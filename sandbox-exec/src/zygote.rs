@@ -1,5 +1,5 @@
 //! The executor's side of the zygote: a runner process started once, which
-//! forks each spare runner instead of the executor executing one (the
+//! clones each spare's init instead of the executor executing a runner (the
 //! zygote's side, and why, is in `runner::zygote`).
 
 use std::ffi::OsString;
@@ -26,7 +26,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 /// A running zygote and the channel to it.
 #[derive(Debug)]
 pub(crate) struct Zygote {
-    /// Killed and reaped when the zygote is dropped; the runners it forked
+    /// Killed and reaped when the zygote is dropped; the inits it cloned
     /// are the executor's children and live on.
     _process: ChildProcess,
     channel: UnixStream,
@@ -35,7 +35,7 @@ pub(crate) struct Zygote {
 impl Zygote {
     /// Starts `program` (with `args`) as a zygote.
     ///
-    /// The runners it forks get their parent-death signal from the thread
+    /// The inits it clones get their parent-death signal from the thread
     /// calling this, so call it from a thread that outlives them.
     pub fn start(program: &Path, args: &[OsString]) -> io::Result<Zygote> {
         let (channel, theirs) = UnixStream::pair()?;
@@ -65,9 +65,9 @@ impl Zygote {
         })
     }
 
-    /// Forks the runner of `spec`, with `fds` as its standard input,
-    /// output and error and its channel to the executor. An error means the
-    /// zygote is unusable.
+    /// Clones the init of `spec` (the runner of a spare), with `fds` as its
+    /// standard input, output and error and its channel to the executor. An
+    /// error means the zygote is unusable.
     pub fn fork(
         &mut self,
         spec: &RunnerSpec,

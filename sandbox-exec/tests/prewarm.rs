@@ -17,9 +17,10 @@ fn tagged_executor(tag: &str) -> Executor {
     .expect("executor")
 }
 
-/// What a waiting spare shows of an executor: the runner, the init it
-/// prepared, and the zygote the runner was forked from.
-const SPARE_AND_ZYGOTE: usize = 3;
+/// What a waiting spare shows of an executor: its init (forked by the
+/// zygote straight into the evaluation's namespaces, with no runner of its
+/// own) and the zygote.
+const SPARE_AND_ZYGOTE: usize = 2;
 
 /// Polls until `done` holds, for at most ten seconds.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -76,10 +77,11 @@ async fn a_long_evaluation_has_its_successor_spare_ready_before_it_ends() {
         let executor = executor.clone();
         async move { executor.evaluate(shell("sleep 2")).await }
     });
-    // The evaluation's runner and init, the zygote, and the spare's runner
-    // and init: the spare is not held back until the evaluation ends.
+    // The evaluation's runner and init (the first runner is executed), the
+    // zygote, and the spare's init: the spare is not held back until the
+    // evaluation ends.
     let start = Instant::now();
-    while processes_tagged(&tag).len() < 5 {
+    while processes_tagged(&tag).len() < 4 {
         assert!(
             start.elapsed() < Duration::from_millis(1500),
             "no spare while the evaluation runs: {:?}",
@@ -120,7 +122,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 }
 
 /// Whether process `pid` has the zygote's environment: it is the zygote or
-/// a runner it forked (an executed runner's names its endpoint instead).
+/// an init it forked (an executed runner's names its endpoint instead).
 fn forked_environment(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/environ"))
         .is_ok_and(|env| String::from_utf8_lossy(&env).contains("SANDBOX_RUNNER_ZYGOTE=1"))
@@ -167,17 +169,18 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
         processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
     });
     // The zygote is the tagged process with the zygote's environment that
-    // is the executor's child and not a runner (a runner's child is its
-    // init). The first evaluation's runner, executed, may still be exiting.
+    // is the executor's child in the executor's own pid namespace (the
+    // spare's init has one of its own). The first evaluation's runner,
+    // executed, may still be exiting.
     let me = std::process::id();
+    let pid_namespace = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let ours = pid_namespace(me);
     let tagged = processes_tagged(&tag);
     let zygotes: Vec<u32> = tagged
         .iter()
         .copied()
         .filter(|&pid| {
-            forked_environment(pid)
-                && parent_of(pid) == Some(me)
-                && !tagged.iter().any(|&c| parent_of(c) == Some(pid))
+            forked_environment(pid) && parent_of(pid) == Some(me) && pid_namespace(pid) == ours
         })
         .collect();
     let [zygote] = zygotes[..] else {

@@ -16,23 +16,8 @@ use crate::frame;
 use crate::protocol::{Confinement, Job, LandlockMode, Preparation, Report, Usage};
 use crate::OutputStream;
 
-pub(super) fn run(mut stream: Stream, go: OwnedFd, preparation: Preparation) -> ! {
-    // SAFETY: only changes this process's own parent-death signal.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
+pub(super) fn run(mut stream: Stream, preparation: Preparation) -> ! {
     super::spawn::default_signals();
-    let mut byte = [0u8; 1];
-    if !matches!(std::fs::File::from(go).read(&mut byte), Ok(1)) {
-        // The runner died before telling the executor who we are.
-        std::process::exit(125);
-    }
     // Everything of the sandbox that does not depend on the policy is built
     // while a spare waits, off the evaluation's path.
     let base = match preparation {

@@ -1,21 +1,20 @@
-//! The runner process proper: handshake, namespaces, and the fork of init.
+//! The runner process proper: connecting to the executor, and cloning init
+//! into its namespaces and cgroups (which the zygote does the same way).
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 
 use interprocess::local_socket::prelude::*;
 use interprocess::local_socket::{GenericFilePath, Stream};
 use interprocess::os::unix::uds_local_socket;
-use nix::sched::CloneFlags;
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 use super::{
     CGROUP_ENV, CONFINED_ENV, ENDPOINT_ENV, PARENT_ENV, TOKEN_ENV, USERNS_ENV, ZYGOTE_ENV,
 };
 use crate::frame;
-use crate::protocol::{Hello, Preparation, Report, RunnerSpec, MAGIC};
+use crate::protocol::{Go, Hello, Preparation, Report, RunnerSpec, MAGIC};
 
 /// Exit code of a runner that could not even reach its executor.
 pub(super) const BROKEN: i32 = 125;
@@ -32,7 +31,7 @@ pub(super) fn run() -> i32 {
         reexec_self();
     }
     if std::env::var_os(ZYGOTE_ENV).is_some() {
-        return super::zygote::run(parent);
+        return super::zygote::run();
     }
     match spec_from_env() {
         Ok(spec) => serve(spec),
@@ -43,16 +42,15 @@ pub(super) fn run() -> i32 {
     }
 }
 
-/// Where a forked runner finds its channel to the executor.
+/// Where a forked init finds its channel to the executor.
 const CHANNEL_FD: libc::c_int = 3;
 
-/// The start of a runner the zygote forked: `fds` (stdin, stdout, stderr
+/// The start of an init the zygote forked: `fds` (stdin, stdout, stderr
 /// and the channel to the executor) become its descriptors 0 to 3, and
 /// nothing else of the zygote's stays open.
-pub(super) fn forked(spec: RunnerSpec, fds: [OwnedFd; 4], parent: Option<i32>) -> i32 {
-    // The fork cleared the zygote's parent-death signal; with CLONE_PARENT
-    // the parent is the executor's, so the same check holds.
-    arm_parent_death_signal(parent);
+pub(super) fn forked_init(spec: RunnerSpec, fds: [OwnedFd; 4], go: OwnedFd) -> i32 {
+    // Read first: the pipe's descriptor may be one of those overwritten below.
+    let go = await_go(go);
     // The received descriptors are above 2 (the zygote holds 0 to 2), and
     // one of them at 3 is moved before 3 is written: no dup2 below
     // overwrites a descriptor still to be moved.
@@ -63,7 +61,11 @@ pub(super) fn forked(spec: RunnerSpec, fds: [OwnedFd; 4], parent: Option<i32>) -
         unsafe { libc::dup2(fd, target as libc::c_int) };
     }
     close_from(CHANNEL_FD as u32 + 1);
-    serve(spec)
+    // SAFETY: the channel was put there just above and nothing else owns it.
+    let stream = Stream::from(uds_local_socket::Stream::from(unsafe {
+        OwnedFd::from_raw_fd(CHANNEL_FD)
+    }));
+    become_init(stream, &spec.token, go, spec.preparation)
 }
 
 /// Closes every descriptor from `first` up.
@@ -73,63 +75,31 @@ fn close_from(first: u32) {
     unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
 }
 
-/// Connects to the executor, proves itself, enters the namespaces, forks
-/// init and waits for it.
+/// Connects to the executor, clones init into its namespaces and waits for
+/// it. Init proves itself to the executor and reports itself; the runner
+/// speaks only when no init could be made.
 pub(super) fn serve(spec: RunnerSpec) -> i32 {
-    let RunnerSpec {
-        endpoint,
-        token,
-        user_namespace,
-        preparation,
-        cgroup_procs,
-    } = spec;
-    let mut stream = match endpoint {
-        Some(endpoint) => {
-            let endpoint = OsString::from_vec(endpoint);
-            match endpoint
-                .as_os_str()
-                .to_fs_name::<GenericFilePath>()
-                .and_then(Stream::connect)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("sandbox runner: cannot connect to {endpoint:?}: {e}");
-                    return BROKEN;
-                }
-            }
-        }
-        // SAFETY: `forked` put the connected channel there and nothing else owns it.
-        None => Stream::from(uds_local_socket::Stream::from(unsafe {
-            OwnedFd::from_raw_fd(CHANNEL_FD)
-        })),
+    let Some(endpoint) = spec.endpoint.clone() else {
+        eprintln!("sandbox runner: no endpoint to connect to");
+        return BROKEN;
     };
-    let hello = Hello {
-        magic: MAGIC,
-        version: frame::PROTOCOL_VERSION,
-        token,
-    };
-    if frame::write_sync(&mut stream, &hello).is_err() {
-        return BROKEN;
-    }
-    // Init is forked into the spare's cgroups: the runner moves in first
-    // (and stays: moving it out again would cost another migration).
-    if let Err(reason) = move_into(&cgroup_procs) {
-        let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
-        return BROKEN;
-    }
-    if let Err(reason) = enter_namespaces(user_namespace) {
-        let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
-        return BROKEN;
-    }
-    // Init waits on this pipe until the runner has reported its pid, so that
-    // the `Started` report always precedes init's own reports on the shared socket.
-    let (go_read, go_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(p) => p,
+    let endpoint = OsString::from_vec(endpoint);
+    let mut stream = match endpoint
+        .as_os_str()
+        .to_fs_name::<GenericFilePath>()
+        .and_then(Stream::connect)
+    {
+        Ok(s) => s,
         Err(e) => {
-            let reason = format!("cannot create a pipe: {e}");
-            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+            eprintln!("sandbox runner: cannot connect to {endpoint:?}: {e}");
             return BROKEN;
         }
+    };
+    let mut fail = |reason: String| {
+        let hello = hello(&spec.token);
+        let _ = frame::write_sync(&mut stream, &hello)
+            .and_then(|()| frame::write_sync(&mut stream, &Report::Failed { reason }));
+        BROKEN
     };
     // The runner gives its copies of the evaluation's stdio away once init
     // has them, so the executor sees end-of-output as soon as init is gone.
@@ -139,53 +109,167 @@ pub(super) fn serve(spec: RunnerSpec) -> i32 {
         .open("/dev/null")
     {
         Ok(f) => f,
-        Err(e) => {
-            let reason = format!("cannot open /dev/null: {e}");
-            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
-            return BROKEN;
-        }
+        Err(e) => return fail(format!("cannot open /dev/null: {e}")),
     };
-    // SAFETY: the runner is single-threaded (checked above), so the child may
-    // run arbitrary code after the fork.
-    match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => {
-            drop(go_write);
+    match start_init(&spec, false) {
+        Err(reason) => fail(reason),
+        Ok(Cloned::Child(go)) => {
             drop(null);
-            super::init::run(stream, go_read, preparation)
+            let go = await_go(go);
+            become_init(stream, &spec.token, go, spec.preparation)
         }
-        Ok(ForkResult::Parent { child }) => {
-            drop(go_read);
+        Ok(Cloned::Parent { pid, .. }) => {
             for fd in 0..=2 {
                 // SAFETY: replaces this process's own standard descriptors.
                 unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
             }
             drop(null);
-            let started = Report::Started {
-                init_pid: child.as_raw() as u32,
-            };
-            let _ = frame::write_sync(&mut stream, &started);
-            let _ = std::fs::File::from(go_write).write_all(b"g");
             // Only init holds the socket from here on: when it dies, the
             // executor sees the channel close.
             drop(stream);
-            wait_for(child)
-        }
-        Err(e) => {
-            let reason = format!("cannot fork the evaluation's init: {e}");
-            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
-            BROKEN
+            wait_for(Pid::from_raw(pid))
         }
     }
 }
 
-/// Moves this process into each cgroup whose `cgroup.procs` is given.
-fn move_into(procs: &[String]) -> Result<(), String> {
-    for file in procs {
-        // "0" is the writing process itself.
-        std::fs::write(file, "0")
-            .map_err(|e| format!("cannot move the runner into {file}: {e}"))?;
+fn hello(token: &[u8; 16]) -> Hello {
+    Hello {
+        magic: MAGIC,
+        version: frame::PROTOCOL_VERSION,
+        token: *token,
+    }
+}
+
+/// Which side of [`start_init`]'s clone this is.
+pub(super) enum Cloned {
+    /// The new init, with the pipe its [`Go`] arrives on.
+    Child(OwnedFd),
+    /// Its parent, once the init has its place; `pidfd` with `as_sibling`.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+}
+
+/// Clones the evaluation's init into a new pid namespace (and a new user
+/// namespace when `spec` asks for one), as this process's child or, with
+/// `as_sibling`, as its parent's (`CLONE_PARENT`, returning a pidfd: the
+/// zygote's inits are the executor's children). The parent then maps the
+/// init's ids and moves it into `spec`'s cgroups, and tells it to [`Go`]
+/// (or why it cannot). The caller stays outside the namespaces and the
+/// cgroups, so they hold init and the evaluation only.
+pub(super) fn start_init(spec: &RunnerSpec, as_sibling: bool) -> Result<Cloned, String> {
+    let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let mut flags = libc::CLONE_NEWPID | libc::SIGCHLD;
+    if spec.user_namespace {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    if as_sibling {
+        flags |= libc::CLONE_PARENT | libc::CLONE_PIDFD;
+    }
+    let mut pidfd: libc::c_int = -1;
+    // The legacy clone rather than fork(): only it takes namespace flags,
+    // CLONE_PARENT and CLONE_PIDFD (and libc has no clone3 arguments for
+    // this target). Without a new stack the child continues here, like
+    // after fork(); callers are single-threaded, so no lock can be held by
+    // a thread the child lacks.
+    // SAFETY: a fork-like clone; the child only goes on to be init.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if spec.user_namespace {
+            format!(
+                "cannot create a user and pid namespace for the evaluation: {e} \
+                 (are unprivileged user namespaces disabled? see sysctl kernel.unprivileged_userns_clone \
+                 and user.max_user_namespaces)"
+            )
+        } else {
+            format!("cannot create a pid namespace for the evaluation: {e}")
+        });
+    }
+    if pid == 0 {
+        drop(go_write);
+        return Ok(Cloned::Child(go_read));
+    }
+    drop(go_read);
+    let pid = pid as i32;
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor for the child there.
+    let pidfd = as_sibling.then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    let go = match admit(pid, spec) {
+        Ok(()) => Go::Ready { pid: pid as u32 },
+        Err(reason) => Go::Failed { reason },
+    };
+    // A failure here means init is gone already; its exit tells the executor.
+    let _ = frame::write_sync(&mut std::fs::File::from(go_write), &go);
+    Ok(Cloned::Parent { pid, pidfd })
+}
+
+/// Makes init's place: its ids mapped in its user namespace (to the
+/// caller's own, so the evaluation runs as the same user as before) and
+/// init moved into its cgroups.
+fn admit(pid: i32, spec: &RunnerSpec) -> Result<(), String> {
+    let write = |file: String, text: String| {
+        std::fs::write(&file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
+    };
+    if spec.user_namespace {
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        write(format!("/proc/{pid}/setgroups"), "deny".into())?;
+        write(format!("/proc/{pid}/uid_map"), format!("{uid} {uid} 1"))?;
+        write(format!("/proc/{pid}/gid_map"), format!("{gid} {gid} 1"))?;
+    }
+    for file in &spec.cgroup_procs {
+        std::fs::write(file, pid.to_string())
+            .map_err(|e| format!("cannot move init into {file}: {e}"))?;
     }
     Ok(())
+}
+
+/// Waits for init's [`Go`]; exits if its parent died before sending it.
+fn await_go(go: OwnedFd) -> Go {
+    // Armed before the wait: from here on the parent's death kills init.
+    // Its pid namespace hides the parent (getppid() is 0), so whether the
+    // parent died before this took effect cannot be checked; an init left
+    // alone then finds its pipe and its channel closed and exits.
+    // SAFETY: only changes this process's own parent-death signal.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    match frame::read_sync::<_, Go>(&mut std::fs::File::from(go)) {
+        Ok(go) => go,
+        Err(_) => std::process::exit(BROKEN),
+    }
+}
+
+/// Init's first words to the executor: its hello and, after `go`, that it
+/// exists (or why it cannot be used); then init proper.
+fn become_init(mut stream: Stream, token: &[u8; 16], go: Go, preparation: Preparation) -> ! {
+    if frame::write_sync(&mut stream, &hello(token)).is_err() {
+        std::process::exit(BROKEN);
+    }
+    let report = match go {
+        Go::Ready { pid } => Report::Started { init_pid: pid },
+        Go::Failed { reason } => {
+            let _ = frame::write_sync(&mut stream, &Report::Failed { reason });
+            std::process::exit(BROKEN);
+        }
+    };
+    if frame::write_sync(&mut stream, &report).is_err() {
+        std::process::exit(BROKEN);
+    }
+    super::init::run(stream, preparation)
 }
 
 /// The executor's pid, as it put it in our environment.
@@ -252,33 +336,6 @@ fn spec_from_env() -> Result<RunnerSpec, String> {
             .map(str::to_string)
             .collect(),
     })
-}
-
-/// Moves the runner into a new pid namespace for its children (and, when it is
-/// not privileged, a user namespace that allows it), mapping the caller's own
-/// uid and gid so the evaluation runs as the same user as before.
-fn enter_namespaces(user_namespace: bool) -> Result<(), String> {
-    let mut flags = CloneFlags::CLONE_NEWPID;
-    if !user_namespace {
-        return nix::sched::unshare(flags)
-            .map_err(|e| format!("cannot create a pid namespace for the evaluation: {e}"));
-    }
-    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    flags |= CloneFlags::CLONE_NEWUSER;
-    nix::sched::unshare(flags).map_err(|e| {
-        format!(
-            "cannot create a user and pid namespace for the evaluation: {e} \
-             (are unprivileged user namespaces disabled? see sysctl kernel.unprivileged_userns_clone \
-             and user.max_user_namespaces)"
-        )
-    })?;
-    let write = |file: &str, text: String| {
-        std::fs::write(file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
-    };
-    write("/proc/self/setgroups", "deny".into())?;
-    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-    write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
-    Ok(())
 }
 
 fn wait_for(child: Pid) -> i32 {

@@ -1,21 +1,25 @@
-//! The runner child: connects back to the executor, prepares a fresh pid
-//! namespace and its init, then init receives one job, runs it, reports, and
-//! exits. Everything before the job is done ahead of time when the runner is a
-//! pre-warmed spare, so an evaluation starts with init already waiting.
+//! The runner child: connects back to the executor and clones the
+//! evaluation's init into a fresh pid namespace; init receives one job,
+//! runs it, reports, and exits. Everything before the job is done ahead of
+//! time when init is a pre-warmed spare, so an evaluation starts with init
+//! already waiting.
 //!
 //! Process layout on Linux:
 //!
 //! ```text
-//! executor ── runner (host pid namespace; talks, then waits)
-//!    │          └── init (pid 1 of a new pid namespace: joins cgroups, runs the
-//!    │                │   setup steps and the command, reaps orphans, reports)
+//! executor ── runner (executed: host pid namespace; clones init, waits)
+//!    │          └── init (pid 1 of a new pid namespace: runs the setup
+//!    │                │   steps and the command, reaps orphans, reports)
 //!    │                └── command, and everything it starts
-//!    └── zygote (with spares: forks each spare's runner as the executor's child)
+//!    ├── zygote (with spares: clones each spare's init as the executor's child)
+//!    └── init (a spare's, cloned by the zygote; no runner of its own)
+//!          └── command, and everything it starts
 //! ```
 //!
 //! A runner is executed when the executor has no zygote (no spares, or the
-//! zygote failed), and forked by the zygote otherwise; from there on the
-//! two are the same.
+//! zygote failed); otherwise the zygote clones init directly. Either way
+//! the runner or zygote maps init's ids, moves it into its cgroups and
+//! stays outside both, and init greets the executor and reports its pid.
 //!
 //! Killing init kills every process in its namespace, so a timeout kills the
 //! whole tree, including children that double-fork or call `setsid` — no list of
@@ -49,7 +53,7 @@ pub(crate) const USERNS_ENV: &str = "SANDBOX_RUNNER_USERNS";
 /// executor (the policy denies reading somewhere).
 pub(crate) const CONFINED_ENV: &str = "SANDBOX_RUNNER_CONFINED";
 /// Set for a spare with cgroups of its own: one `cgroup.procs` file per
-/// line, which the runner moves into before forking init.
+/// line, which the runner moves init into before letting it go on.
 pub(crate) const CGROUP_ENV: &str = "SANDBOX_RUNNER_CGROUP";
 /// Set (to `1`) when the runner is the executor's zygote: it forks a runner
 /// for each request on its standard input instead of running one itself.

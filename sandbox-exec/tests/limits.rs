@@ -116,6 +116,31 @@ async fn a_fork_storm_is_held_to_the_pids_limit() {
 }
 
 #[tokio::test]
+async fn the_pids_limit_allows_exactly_that_many_processes() {
+    // The shell and three children are four processes; init, ours, is not
+    // counted against the evaluation (cgroup or RLIMIT_NPROC alike).
+    let limits = Limits {
+        pids: Some(4),
+        ..Limits::default()
+    };
+    let fits = shell("sleep 0.3 & sleep 0.3 & sleep 0.3 & wait").limits(limits.clone());
+    let outcome = executor().evaluate(fits).await.unwrap();
+    assert_eq!(
+        outcome.status,
+        Status::Exited { code: 0 },
+        "{}",
+        outcome.output_text()
+    );
+    let over = shell("sleep 0.3 & sleep 0.3 & sleep 0.3 & sleep 0.3 & wait").limits(limits);
+    let outcome = executor().evaluate(over).await.unwrap();
+    let text = outcome.output_text();
+    assert!(
+        text.contains("fork"),
+        "a fifth process was not refused: {text}"
+    );
+}
+
+#[tokio::test]
 async fn the_open_files_limit_is_set_for_the_command() {
     let request = shell("ulimit -n").limits(Limits {
         open_files: Some(32),

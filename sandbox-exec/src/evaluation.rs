@@ -139,8 +139,9 @@ pub(crate) fn prepare(
     request: &EvalRequest,
     argv: Vec<String>,
     plan: &LimitPlan,
+    plans: &crate::plan_cache::PlanCache,
 ) -> Result<Prepared, ExecError> {
-    let (mut confinement, weakened) = crate::protection::confinement(request)?;
+    let (mut confinement, weakened) = crate::protection::confinement(request, plans)?;
     let stand_ins = match &mut confinement {
         Some(confinement) => crate::placeholder::hold(&mut confinement.plan)?,
         None => crate::placeholder::StandIns::default(),
@@ -266,7 +267,7 @@ async fn run(
         job,
         stand_ins,
         weakened,
-    } = prepare(request, argv, plan)?;
+    } = prepare(request, argv, plan, pool.plans())?;
     let cgroup_procs = plan
         .cgroup
         .as_ref()

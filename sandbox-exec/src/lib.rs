@@ -96,6 +96,8 @@ mod pidfd;
 #[cfg(target_os = "linux")]
 mod placeholder;
 #[cfg(target_os = "linux")]
+mod plan_cache;
+#[cfg(target_os = "linux")]
 mod prewarm;
 #[cfg(target_os = "linux")]
 mod protection;

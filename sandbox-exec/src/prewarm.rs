@@ -23,12 +23,15 @@ use tracing::debug;
 use crate::cgroup::CgroupLimits;
 use crate::cgroup_shelf::Shelf;
 use crate::launch::{Launched, Launcher, Preparation};
+use crate::plan_cache::PlanCache;
 
 /// The spares of one executor and the thread that starts them.
 #[derive(Debug)]
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Kept here, beside the spares, as every evaluation takes both.
+    plans: PlanCache,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,7 @@ impl Pool {
                 wake: Condvar::new(),
             }),
             worker: Mutex::new(None),
+            plans: PlanCache::default(),
         }
     }
 
@@ -95,6 +99,11 @@ impl Pool {
     /// The idle cgroups evaluations and spares take theirs from.
     pub fn shelf(&self) -> &Shelf {
         &self.shared.shelf
+    }
+
+    /// The last plan this executor's evaluations derived.
+    pub fn plans(&self) -> &PlanCache {
+        &self.plans
     }
 
     /// Changes how many spares are kept, killing any excess.

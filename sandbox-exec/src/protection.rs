@@ -116,12 +116,13 @@ pub(crate) fn decide(
 /// policy), and what the outcome must report as weakened.
 pub(crate) fn confinement(
     request: &EvalRequest,
+    plans: &crate::plan_cache::PlanCache,
 ) -> Result<(Option<Confinement>, Vec<Weakening>), ExecError> {
     let policy: &Policy = &request.policy;
     if policy.is_unrestricted() {
         return Ok((None, Vec::new()));
     }
-    let mut plan = policy.linux_plan(&crate::placeholder::HostFsWithoutStandIns);
+    let mut plan = plans.plan(policy, &crate::placeholder::HostFsWithoutStandIns);
     for dir in crate::evaluation::working_dir(request)
         .iter()
         .chain(&request.visible)

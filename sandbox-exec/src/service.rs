@@ -152,7 +152,7 @@ pub(crate) async fn start(
         job,
         stand_ins,
         weakened,
-    } = crate::evaluation::prepare(&request, argv, &limits)?;
+    } = crate::evaluation::prepare(&request, argv, &limits, pool.plans())?;
     if !weakened.is_empty() {
         debug!(
             ?weakened,

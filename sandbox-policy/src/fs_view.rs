@@ -71,7 +71,8 @@ impl FsView for HostFs {
     }
 }
 
-/// A view that asks another about each path's kind only once.
+/// A view that asks another about each path's kind only once, and keeps
+/// every question it passed on with its answer ([`FsFacts`]).
 ///
 /// Deriving a plan asks about the same paths many times (a writable root
 /// once per protected name beneath it); each question to [`HostFs`] is a
@@ -80,6 +81,7 @@ impl FsView for HostFs {
 pub(crate) struct Remembered<'a> {
     fs: &'a dyn FsView,
     kinds: std::cell::RefCell<std::collections::HashMap<PathBuf, Option<Kind>>>,
+    facts: std::cell::RefCell<Vec<Fact>>,
 }
 
 impl<'a> Remembered<'a> {
@@ -87,13 +89,24 @@ impl<'a> Remembered<'a> {
         Remembered {
             fs,
             kinds: Default::default(),
+            facts: Default::default(),
         }
+    }
+
+    /// What was asked of the underlying view, and its answers.
+    pub(crate) fn into_facts(self) -> FsFacts {
+        FsFacts(self.facts.into_inner())
     }
 }
 
 impl FsView for Remembered<'_> {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        self.fs.canonicalize(path)
+        let answer = self.fs.canonicalize(path);
+        self.facts.borrow_mut().push(Fact::Canonical(
+            path.to_path_buf(),
+            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
+        ));
+        answer
     }
 
     fn metadata_kind(&self, path: &Path) -> Option<Kind> {
@@ -102,15 +115,68 @@ impl FsView for Remembered<'_> {
         }
         let kind = self.fs.metadata_kind(path);
         self.kinds.borrow_mut().insert(path.to_path_buf(), kind);
+        self.facts
+            .borrow_mut()
+            .push(Fact::Kind(path.to_path_buf(), kind));
         kind
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        self.fs.read_dir(path)
+        let answer = self.fs.read_dir(path);
+        self.facts.borrow_mut().push(Fact::Listing(
+            path.to_path_buf(),
+            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
+        ));
+        answer
     }
 
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        self.fs.read_to_string(path)
+        let answer = self.fs.read_to_string(path);
+        self.facts.borrow_mut().push(Fact::Text(
+            path.to_path_buf(),
+            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
+        ));
+        answer
+    }
+}
+
+/// Everything a derivation learned about the filesystem: each question it
+/// asked and the answer it got (errors by their kind).
+///
+/// A plan is a function of its policy and of these answers alone, so while
+/// [`hold`](Self::hold) is true of the filesystem, a plan derived from the
+/// same policy then would be the same plan: it can be reused rather than
+/// derived again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsFacts(Vec<Fact>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fact {
+    Canonical(PathBuf, Result<PathBuf, io::ErrorKind>),
+    Kind(PathBuf, Option<Kind>),
+    Listing(PathBuf, Result<Vec<OsString>, io::ErrorKind>),
+    Text(PathBuf, Result<String, io::ErrorKind>),
+}
+
+impl FsFacts {
+    /// Whether `fs` still answers every question as it did.
+    pub fn hold(&self, fs: &dyn FsView) -> bool {
+        self.0.iter().all(|fact| match fact {
+            Fact::Canonical(path, was) => &fs.canonicalize(path).map_err(|e| e.kind()) == was,
+            Fact::Kind(path, was) => &fs.metadata_kind(path) == was,
+            Fact::Listing(path, was) => &fs.read_dir(path).map_err(|e| e.kind()) == was,
+            Fact::Text(path, was) => &fs.read_to_string(path).map_err(|e| e.kind()) == was,
+        })
+    }
+
+    /// How many questions were asked.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing was asked.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -62,7 +62,7 @@ pub mod settings;
 pub use domain::{is_private_address, DomainError, Host, HostPattern, NetTarget};
 pub use error::{PolicyError, SettingsError};
 pub use filesystem::{FilesystemPolicy, PathRule};
-pub use fs_view::{FsView, HostFs, Kind, MemFs};
+pub use fs_view::{FsFacts, FsView, HostFs, Kind, MemFs};
 pub use glob::{GlobError, PathPattern};
 pub use network::{Decision, DecisionReason, NetRule, NetworkPolicy};
 pub use origin::{Layer, Origin};

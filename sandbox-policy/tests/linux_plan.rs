@@ -319,3 +319,46 @@ fn the_plan_survives_bincode() {
         bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
     assert_eq!(back, p);
 }
+
+fn built(fs: &MemFs, f: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> Policy {
+    f(Policy::builder(ctx())).build(fs).unwrap().0
+}
+
+#[test]
+fn the_plan_with_facts_is_the_plan() {
+    let fs = machine();
+    let policy = built(&fs, |b| {
+        b.allow("Edit(/home/user/project)").deny("Read(~/.ssh)")
+    });
+    let (plan, facts) = policy.linux_plan_and_facts(&fs);
+    assert_eq!(plan, policy.linux_plan(&fs));
+    assert!(!facts.is_empty());
+}
+
+#[test]
+fn the_facts_hold_while_the_filesystem_is_unchanged() {
+    let fs = machine();
+    let policy = built(&fs, |b| b.allow("Edit(/home/user/project)"));
+    let (_, facts) = policy.linux_plan_and_facts(&fs);
+    assert!(facts.hold(&fs));
+    assert!(facts.hold(&fs.clone().dir("/home/user/elsewhere")));
+}
+
+#[test]
+fn a_protected_path_created_since_breaks_the_facts() {
+    // No `.sandbox` yet: the plan asks for a stand-in to bind there.
+    let fs = MemFs::new().dir("/home/user/project/src");
+    let policy = built(&fs, |b| b.allow("Edit(/home/user/project)"));
+    let (plan, facts) = policy.linux_plan_and_facts(&fs);
+    let now = fs.clone().dir("/home/user/project/.sandbox");
+    assert!(!facts.hold(&now));
+    assert_ne!(policy.linux_plan(&now), plan);
+}
+
+#[test]
+fn a_glob_match_created_since_breaks_the_facts() {
+    let fs = machine();
+    let policy = built(&fs, |b| b.deny("Read(/home/user/project/*.key)"));
+    let (_, facts) = policy.linux_plan_and_facts(&fs);
+    assert!(!facts.hold(&fs.clone().file("/home/user/project/new.key", "k")));
+}

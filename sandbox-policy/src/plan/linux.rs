@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::filesystem::PathRule;
-use crate::fs_view::{FsView, Kind};
+use crate::fs_view::{FsFacts, FsView, Kind};
 use crate::glob::PathPattern;
 use crate::origin::Origin;
 use crate::plan::{expand, Gap};
@@ -304,8 +304,19 @@ fn pin_ancestors(mounts: &mut Vec<MountOp>, fs: &dyn FsView) {
 impl Policy {
     /// Derives the Linux plan; globs are expanded through `fs`.
     pub fn linux_plan(&self, fs: &dyn FsView) -> LinuxPlan {
+        self.linux_plan_and_facts(fs).0
+    }
+
+    /// Derives the Linux plan like [`linux_plan`](Self::linux_plan), with
+    /// what it learned of `fs`: while those facts [hold](FsFacts::hold), the
+    /// plan is what this policy derives.
+    pub fn linux_plan_and_facts(&self, fs: &dyn FsView) -> (LinuxPlan, FsFacts) {
         let remembered = crate::fs_view::Remembered::new(fs);
-        let fs: &dyn FsView = &remembered;
+        let plan = self.derive_linux_plan(&remembered);
+        (plan, remembered.into_facts())
+    }
+
+    fn derive_linux_plan(&self, fs: &dyn FsView) -> LinuxPlan {
         let f = &self.filesystem;
         let mut plan = LinuxPlan::default();
         let mut points: BTreeMap<PathBuf, &PathRule> = BTreeMap::new();

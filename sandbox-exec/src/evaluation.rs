@@ -210,7 +210,12 @@ pub(crate) async fn evaluate(
     let name = format!("{}-{}", std::process::id(), request.id.0);
     // The spare is taken first: its init may already wait in cgroups that
     // then only need the limits.
-    let mut spare = pool.take(crate::launch::Preparation::for_policy(&request.policy));
+    let mut spare = pool
+        .take_or_await(
+            crate::launch::Preparation::for_policy(&request.policy),
+            crate::prewarm::SPARE_PATIENCE,
+        )
+        .await;
     let mut plan = limits::plan(
         &request.limits,
         &name,

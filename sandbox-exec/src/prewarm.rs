@@ -41,7 +41,14 @@ struct Shared {
     shelf: Arc<Shelf>,
     state: Mutex<State>,
     wake: Condvar,
+    /// Told each time the worker is done starting a spare.
+    started: tokio::sync::Notify,
 }
+
+/// How long an evaluation waits for a spare being started before starting a
+/// runner of its own: a spare is started in well under a millisecond, so
+/// this is only reached when the zygote hangs.
+pub(crate) const SPARE_PATIENCE: Duration = Duration::from_millis(50);
 
 /// Evaluations that start within this of the previous one's end are back
 /// to back: a spare prepared only after each ended would make the next wait.
@@ -66,6 +73,8 @@ struct State {
     preparation: Preparation,
     /// The cgroup limits new spares are set to: the last evaluation's.
     limits: CgroupLimits,
+    /// The kind of the spare the worker is starting, while it does.
+    starting: Option<Preparation>,
     closed: bool,
 }
 
@@ -83,9 +92,11 @@ impl Pool {
                     last_end: None,
                     preparation: Preparation::Plain,
                     limits: CgroupLimits::default(),
+                    starting: None,
                     closed: false,
                 }),
                 wake: Condvar::new(),
+                started: tokio::sync::Notify::new(),
             }),
             worker: Mutex::new(None),
             plans: PlanCache::default(),
@@ -133,6 +144,34 @@ impl Pool {
             match spare.process.try_wait() {
                 Ok(None) => return Some(spare),
                 status => debug!(?status, "dropping a dead spare runner"),
+            }
+        }
+    }
+
+    /// Like [`take`](Self::take), but when the spare is still being
+    /// started, waits for it (at most `patience`) rather than returning
+    /// `None`: the one under way is ready sooner than a runner the
+    /// evaluation would start itself, which would also cost a CPU the
+    /// millisecond a spare takes to prepare, beside the evaluation.
+    pub async fn take_or_await(
+        &self,
+        preparation: Preparation,
+        patience: Duration,
+    ) -> Option<Launched> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let started = self.shared.started.notified();
+            tokio::pin!(started);
+            // Registered before looking, so a spare started in between is seen.
+            started.as_mut().enable();
+            if let Some(spare) = self.take(preparation) {
+                return Some(spare);
+            }
+            if self.shared.lock().starting != Some(preparation) {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, started).await.is_err() {
+                return None;
             }
         }
     }
@@ -238,8 +277,6 @@ impl Shared {
     }
 
     fn work(&self) {
-        // Started here, as this thread outlives every runner the zygote forks.
-        self.launcher.start_zygote();
         let mut state = self.lock();
         loop {
             if state.closed {
@@ -263,10 +300,18 @@ impl Shared {
                 continue;
             }
             let (preparation, limits) = (state.preparation, state.limits);
+            state.starting = Some(preparation);
             drop(state);
+            // Started here, as this thread outlives every init the zygote
+            // clones; and while `starting` is set, so that an evaluation
+            // waits for the first spare too.
+            self.launcher.start_zygote();
             crate::launch::remove_orphaned_cgroups();
             let launched = self.launcher.launch(preparation, self.spare_cgroup(limits));
             state = self.lock();
+            state.starting = None;
+            // Evaluations waiting for this spare look again, whatever became of it.
+            self.started.notify_waiters();
             match launched {
                 Ok(spare)
                     if !state.closed

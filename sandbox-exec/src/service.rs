@@ -140,7 +140,12 @@ pub(crate) async fn start(
     let argv = crate::validate::request(&request, &|dir| dir.is_dir())?;
     let privileged = !pool.launcher().user_namespace;
     let name = format!("{}-{}", std::process::id(), request.id.0);
-    let mut spare = pool.take(crate::launch::Preparation::for_policy(&request.policy));
+    let mut spare = pool
+        .take_or_await(
+            crate::launch::Preparation::for_policy(&request.policy),
+            crate::prewarm::SPARE_PATIENCE,
+        )
+        .await;
     let mut limits = crate::limits::plan(
         &request.limits,
         &name,

@@ -17,10 +17,31 @@ fn tagged_executor(tag: &str) -> Executor {
     .expect("executor")
 }
 
-/// What a waiting spare shows of an executor: its init (forked by the
-/// zygote straight into the evaluation's namespaces, with no runner of its
-/// own) and the zygote.
-const SPARE_AND_ZYGOTE: usize = 2;
+/// The zygote and the waiting spare's init (cloned by the zygote straight
+/// into the evaluation's namespaces, with no runner of its own) among the
+/// processes tagged `tag`, when they are all there is: the executor waits
+/// between evaluations, a spare ready.
+fn zygote_and_spare(tag: &str) -> Option<(u32, u32)> {
+    let me = std::process::id();
+    let ours = pid_namespace(me);
+    let tagged = processes_tagged(tag);
+    let forked_child = |pid: u32| forked_environment(pid) && parent_of(pid) == Some(me);
+    match tagged[..] {
+        [a, b] if forked_child(a) && forked_child(b) => {
+            match (pid_namespace(a) == ours, pid_namespace(b) == ours) {
+                (true, false) => Some((a, b)),
+                (false, true) => Some((b, a)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The pid namespace of process `pid`.
+fn pid_namespace(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
 
 /// Polls until `done` holds, for at most ten seconds.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -63,10 +84,9 @@ async fn a_spare_is_started_while_an_evaluation_runs() {
     let tag = unique_tag("spare");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually(
-        "a spare runner, its init and the zygote are waiting",
-        || processes_tagged(&tag).len() == SPARE_AND_ZYGOTE,
-    );
+    eventually("a spare's init and the zygote are waiting", || {
+        zygote_and_spare(&tag).is_some()
+    });
 }
 
 #[tokio::test]
@@ -99,9 +119,7 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     let tag = unique_tag("killed");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || {
-        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
-    });
+    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
     for pid in processes_tagged(&tag) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -165,27 +183,11 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
     let tag = unique_tag("zygote");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || {
-        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
-    });
-    // The zygote is the tagged process with the zygote's environment that
-    // is the executor's child in the executor's own pid namespace (the
-    // spare's init has one of its own). The first evaluation's runner,
-    // executed, may still be exiting.
-    let me = std::process::id();
-    let pid_namespace = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    let ours = pid_namespace(me);
-    let tagged = processes_tagged(&tag);
-    let zygotes: Vec<u32> = tagged
-        .iter()
-        .copied()
-        .filter(|&pid| {
-            forked_environment(pid) && parent_of(pid) == Some(me) && pid_namespace(pid) == ours
-        })
-        .collect();
-    let [zygote] = zygotes[..] else {
-        panic!("not one zygote among {tagged:?}: {zygotes:?}");
+    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
+    let Some((zygote, _)) = zygote_and_spare(&tag) else {
+        panic!("no zygote among {:?}", processes_tagged(&tag));
     };
+    let me = std::process::id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(zygote as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -213,9 +215,7 @@ async fn dropping_the_executor_kills_its_spares() {
     let tag = unique_tag("dropped");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || {
-        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
-    });
+    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
     drop(executor);
     eventually("no spare survives its executor", || {
         processes_tagged(&tag).is_empty()
@@ -240,9 +240,7 @@ fn a_spare_serves_a_blocking_call_on_a_later_runtime() {
     // Each blocking call runs on a runtime of its own; the spare started
     // during the first must work under the second.
     executor.evaluate_blocking(shell("true")).unwrap();
-    eventually("a spare is waiting", || {
-        processes_tagged(&tag).len() == SPARE_AND_ZYGOTE
-    });
+    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
     let outcome = executor.evaluate_blocking(shell("echo second")).unwrap();
     assert_eq!(outcome.output_text(), "second\n");
 }

@@ -40,6 +40,30 @@ pub(crate) fn support() -> &'static Support {
     })
 }
 
+/// Removes the cgroups that executors which died without cleaning up (killed,
+/// say) left under `support`'s `sandbox` groups: every one is named after
+/// its executor's pid, and only those of pids that no longer exist, and
+/// only empty ones (the kernel refuses the rest), are removed. Once per
+/// process.
+pub(crate) fn remove_stale(support: &Support) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for base in [&support.memory, &support.pids].into_iter().flatten() {
+            let dir = base.join("sandbox");
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let owner = name.to_str().and_then(|n| n.split('-').next()?.parse::<u32>().ok());
+                let Some(owner) = owner else { continue };
+                if !Path::new(&format!("/proc/{owner}")).exists() {
+                    if let Err(error) = std::fs::remove_dir(entry.path()) {
+                        tracing::debug!(dir = %entry.path().display(), %error, "cannot remove a stale cgroup");
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// The directory of our own cgroup in the v1 hierarchy that has `controller`.
 fn v1_base(mountinfo: &str, own_cgroups: &str, controller: &str) -> Option<PathBuf> {
     let mount = mountinfo.lines().find_map(|line| {

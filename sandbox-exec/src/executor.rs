@@ -76,6 +76,10 @@ impl Executor {
         let _ = (program, args);
         #[cfg(target_os = "linux")]
         let shelf = Arc::new(crate::cgroup_shelf::Shelf::default());
+        #[cfg(target_os = "linux")]
+        if nix::unistd::geteuid().is_root() {
+            crate::cgroup::remove_stale(crate::cgroup::support());
+        }
         Ok(Executor {
             inner: Arc::new(Inner {
                 #[cfg(target_os = "linux")]

@@ -45,8 +45,10 @@
 //! job before acting on it, so nothing runs twice).
 //!
 //! Spares are not executed one by one: the executor starts the runner
-//! program once more as a *zygote*, which forks each spare's runner (as the
-//! executor's child), saving every spare the program's start-up. While
+//! program once more as a *zygote*, which clones each spare's init straight
+//! into its namespaces (as the executor's child, with no runner process of
+//! its own), saving every spare the program's start-up and a process. An
+//! evaluation that finds its spare still being started waits for it. While
 //! evaluations come one at a time with pauses between them, the next spare
 //! is prepared after an evaluation ends rather than alongside it, so it
 //! does not compete with the evaluation for the CPU.

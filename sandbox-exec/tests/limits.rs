@@ -209,6 +209,16 @@ async fn reused_after(first: &str, next: &str, limits: Limits) -> (Outcome, Outc
     panic!("the cgroups {used} were never reused");
 }
 
+/// Runs `first`, which hits a limit and ends as `status`, then `exit 3` in
+/// the same cgroups: the second's verdict is its own exit, not the limit
+/// the first hit.
+async fn next_is_judged_alone(first: &str, status: Status, limits: Limits) {
+    let (first, next) = reused_after(first, "exit 3", limits).await;
+    assert_eq!(first.status, status, "{}", first.output_text());
+    let own = Status::Exited { code: 3 };
+    assert_eq!(next.status, own, "{}", next.output_text());
+}
+
 #[tokio::test]
 async fn an_oom_kill_is_not_held_against_the_next_evaluation_in_the_same_cgroups() {
     if !is_root() {
@@ -219,14 +229,7 @@ async fn an_oom_kill_is_not_held_against_the_next_evaluation_in_the_same_cgroups
         ..Limits::default()
     };
     let hog = "head -c 1000000000 /dev/zero | tail -n 1 >/dev/null";
-    let (first, next) = reused_after(hog, "exit 3", limits).await;
-    assert_eq!(first.status, Status::MemoryLimit, "{}", first.output_text());
-    assert_eq!(
-        next.status,
-        Status::Exited { code: 3 },
-        "{}",
-        next.output_text()
-    );
+    next_is_judged_alone(hog, Status::MemoryLimit, limits).await;
 }
 
 #[tokio::test]
@@ -240,14 +243,7 @@ async fn refused_forks_are_not_held_against_the_next_evaluation_in_the_same_cgro
         ..Limits::default()
     };
     let storm = "for i in $(seq 1 40); do sleep 0.2 & done; wait";
-    let (first, next) = reused_after(storm, "exit 3", limits).await;
-    assert_eq!(first.status, Status::PidsLimit, "{}", first.output_text());
-    assert_eq!(
-        next.status,
-        Status::Exited { code: 3 },
-        "{}",
-        next.output_text()
-    );
+    next_is_judged_alone(storm, Status::PidsLimit, limits).await;
 }
 
 #[tokio::test]

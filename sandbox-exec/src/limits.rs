@@ -60,8 +60,10 @@ pub(crate) fn plan(
     let use_memory_cgroup = limits.memory.is_some() && support.memory.is_some();
     let use_pids_cgroup = limits.pids.is_some() && support.pids.is_some();
     let memory_max = limits.memory.filter(|_| use_memory_cgroup);
-    let ours = INIT_PROCESSES;
-    let pids_max = limits.pids.filter(|_| use_pids_cgroup).map(|n| n + ours);
+    let pids_max = limits
+        .pids
+        .filter(|_| use_pids_cgroup)
+        .map(|n| n + INIT_PROCESSES);
     let prepare_err = |source| ExecError::Prepare {
         what: "the evaluation's cgroup".into(),
         source,
@@ -139,7 +141,10 @@ pub(crate) fn plan(
             plan.enforcement.push(enforced(
                 LimitKind::Pids,
                 Mechanism::CgroupV1,
-                format!("pids.max={} (the evaluation's {n} plus its init)", n + ours),
+                format!(
+                    "pids.max={} (the evaluation's {n} plus its init)",
+                    n + INIT_PROCESSES
+                ),
             ));
         } else if privileged {
             return Err(ExecError::LimitUnavailable {
@@ -150,7 +155,7 @@ pub(crate) fn plan(
                     .into(),
             });
         } else {
-            let max = n + ours;
+            let max = n + INIT_PROCESSES;
             plan.rlimits.push(rlimit(libc::RLIMIT_NPROC, max as u64));
             plan.enforcement.push(enforced(
                 LimitKind::Pids,

@@ -399,7 +399,8 @@ const BLOCK: usize = 50;
 /// the median of single runs: criterion's median is one of sample means, each
 /// over many iterations, which a slow tail pulls up. Back to back, they
 /// alternate in blocks (an evaluation right after a bwrap run would find its
-/// spare ready); paced, one of each after every [`PACE`]. Written to
+/// spare ready), with a block of plain spawns of `/bin/true` for the host's
+/// speed; paced, one of each after every [`PACE`]. Written to
 /// `$CRITERION_HOME/confined_latencies.json` (nanoseconds per benchmark id)
 /// for `cargo xtask bench confined`, and summarised here.
 fn individual_latencies(rt: &Runtime, executor: &Executor, policy: &Policy) {
@@ -418,17 +419,30 @@ fn individual_latencies(rt: &Runtime, executor: &Executor, policy: &Policy) {
         bwrap_true(bwrap);
         start.elapsed()
     };
+    // The host's own speed, for reading the absolute figures: the same
+    // machine ran a plain spawn of /bin/true anywhere from 0.57 to 1.06 ms
+    // (p50) within one hour.
+    let spawn = || {
+        let start = Instant::now();
+        let status = std::process::Command::new("/bin/true")
+            .status()
+            .expect("spawning /bin/true");
+        assert!(status.success(), "/bin/true: {status}");
+        start.elapsed()
+    };
     let mut series: Vec<(&str, Vec<Duration>)> = vec![
         ("confined/evaluate_true", Vec::new()),
         ("confined/bwrap_true", Vec::new()),
         ("confined_paced/evaluate_true", Vec::new()),
         ("confined_paced/bwrap_true", Vec::new()),
+        ("confined/spawn_true", Vec::new()),
     ];
     for _ in 0..INDIVIDUAL / BLOCK {
         series[0].1.extend((0..BLOCK).map(|_| evaluate()));
         if let Some(bwrap) = &bwrap {
             series[1].1.extend((0..BLOCK).map(|_| run_bwrap(bwrap)));
         }
+        series[4].1.extend((0..BLOCK).map(|_| spawn()));
     }
     for _ in 0..INDIVIDUAL / 2 {
         std::thread::sleep(PACE);

@@ -36,6 +36,9 @@
 //!   iteration (the spare runner ready, as when evaluations arrive from an
 //!   agent), with the same targets; the back-to-back rows above include the
 //!   contention of preparing the next spare on a 2-core machine.
+//! - `confined/spawn_true` (a plain spawn of `/bin/true`, timed in blocks
+//!   beside the back-to-back ones): no target, the host's speed at the time,
+//!   for reading the absolute figures (it drifts by a factor of two here).
 //!
 //! The targets are judged on the first run (root, normally); the unprivileged
 //! column is shown for comparison.
@@ -62,6 +65,8 @@ const CONFINED: &str = "confined/evaluate_true";
 const BWRAP: &str = "confined/bwrap_true";
 const PACED: &str = "confined_paced/evaluate_true";
 const PACED_BWRAP: &str = "confined_paced/bwrap_true";
+/// A plain spawn of /bin/true timed beside them: the host's speed.
+const SPAWN: &str = "confined/spawn_true";
 
 /// `latency/evaluate_true` / `latency/raw_spawn_true`.
 const TARGET_RATIO: f64 = 2.0;
@@ -479,6 +484,18 @@ fn summary(
         verdict(first.ratio(CONFINED, BWRAP), TARGET_VS_BWRAP, ""),
     );
 
+    row(
+        "plain spawn of /bin/true p50 (host speed)",
+        &[SPAWN],
+        &|f| time(f.median_ns(SPAWN)),
+        String::new(),
+    );
+    row(
+        "confined evaluate / plain spawn",
+        &[CONFINED, SPAWN],
+        &|f| ratio(f.ratio(CONFINED, SPAWN)),
+        String::new(),
+    );
     row(
         "confined_paced/evaluate_true p50",
         &[PACED],

@@ -46,9 +46,11 @@ struct Shared {
 }
 
 /// How long an evaluation waits for a spare being started before starting a
-/// runner of its own: a spare is started in well under a millisecond, so
-/// this is only reached when the zygote hangs.
-pub(crate) const SPARE_PATIENCE: Duration = Duration::from_millis(50);
+/// runner of its own. A spare is cloned in well under a millisecond, and the
+/// zygote starts in a few; a zygote that hangs holds up a runner of the
+/// evaluation's own as well (it asks the zygote too), for up to the
+/// zygote's own patience.
+pub(crate) const SPARE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Evaluations that start within this of the previous one's end are back
 /// to back: a spare prepared only after each ended would make the next wait.
@@ -148,9 +150,9 @@ impl Pool {
         }
     }
 
-    /// Like [`take`](Self::take), but when the spare is still being
-    /// started, waits for it (at most `patience`) rather than returning
-    /// `None`: the one under way is ready sooner than a runner the
+    /// Like [`take`](Self::take), but when a spare of this kind is being
+    /// started, or asked for, waits for it (at most `patience`) rather than
+    /// returning `None`: the one under way is ready sooner than a runner the
     /// evaluation would start itself, which would also cost a CPU the
     /// millisecond a spare takes to prepare, beside the evaluation.
     pub async fn take_or_await(
@@ -167,8 +169,20 @@ impl Pool {
             if let Some(spare) = self.take(preparation) {
                 return Some(spare);
             }
-            if self.shared.lock().starting != Some(preparation) {
-                return None;
+            {
+                let mut state = self.shared.lock();
+                // Being started, or asked for and about to be.
+                let coming = state.starting == Some(preparation)
+                    || (state.due.is_some() && state.preparation == preparation && !state.closed);
+                if !coming {
+                    return None;
+                }
+                // An evaluation waits for it: no reason to defer it any longer.
+                let now = Instant::now();
+                if state.due.is_some_and(|due| due > now) {
+                    state.due = Some(now);
+                    self.shared.wake.notify_one();
+                }
             }
             if tokio::time::timeout_at(deadline, started).await.is_err() {
                 return None;

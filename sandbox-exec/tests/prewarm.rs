@@ -38,6 +38,17 @@ fn zygote_and_spare(tag: &str) -> Option<(u32, u32)> {
     }
 }
 
+/// Polls until the executor of `tag` waits with a spare ready; its zygote
+/// and the spare's init.
+fn waiting_spare(tag: &str) -> (u32, u32) {
+    let mut found = None;
+    eventually("a spare is waiting", || {
+        found = zygote_and_spare(tag);
+        found.is_some()
+    });
+    found.expect("checked by eventually")
+}
+
 /// The pid namespace of process `pid`.
 fn pid_namespace(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
@@ -84,9 +95,7 @@ async fn a_spare_is_started_while_an_evaluation_runs() {
     let tag = unique_tag("spare");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare's init and the zygote are waiting", || {
-        zygote_and_spare(&tag).is_some()
-    });
+    waiting_spare(&tag);
 }
 
 #[tokio::test]
@@ -119,7 +128,7 @@ async fn a_killed_spare_is_replaced_by_a_fresh_runner() {
     let tag = unique_tag("killed");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
+    waiting_spare(&tag);
     for pid in processes_tagged(&tag) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -183,10 +192,7 @@ async fn a_killed_zygote_leaves_evaluations_to_executed_runners() {
     let tag = unique_tag("zygote");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
-    let Some((zygote, _)) = zygote_and_spare(&tag) else {
-        panic!("no zygote among {:?}", processes_tagged(&tag));
-    };
+    let (zygote, _) = waiting_spare(&tag);
     let me = std::process::id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(zygote as i32),
@@ -215,7 +221,7 @@ async fn dropping_the_executor_kills_its_spares() {
     let tag = unique_tag("dropped");
     let executor = tagged_executor(&tag);
     executor.evaluate(shell("true")).await.unwrap();
-    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
+    waiting_spare(&tag);
     drop(executor);
     eventually("no spare survives its executor", || {
         processes_tagged(&tag).is_empty()
@@ -240,7 +246,66 @@ fn a_spare_serves_a_blocking_call_on_a_later_runtime() {
     // Each blocking call runs on a runtime of its own; the spare started
     // during the first must work under the second.
     executor.evaluate_blocking(shell("true")).unwrap();
-    eventually("a spare is waiting", || zygote_and_spare(&tag).is_some());
+    waiting_spare(&tag);
     let outcome = executor.evaluate_blocking(shell("echo second")).unwrap();
     assert_eq!(outcome.output_text(), "second\n");
+}
+
+/// A runner program whose zygote comes up `delay` late: a script that
+/// sleeps first when it is to be the zygote, then becomes the runner.
+fn slow_zygote_runner(delay: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(unique_tag("slow-zygote"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.join("runner");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -n \"$SANDBOX_RUNNER_ZYGOTE\" ] && sleep {delay}\nexec '{}' \"$@\"\n",
+            runner_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[tokio::test]
+async fn an_evaluation_waits_for_the_spare_being_started_rather_than_starting_its_own() {
+    let tag = unique_tag("awaited");
+    let program = slow_zygote_runner("0.2");
+    let executor = Executor::with_runner(RunnerProgram::Path {
+        program: program.clone(),
+        args: vec![tag.clone().into()],
+    })
+    .expect("executor");
+    // The first evaluation's spare is started as it ends, by a zygote that
+    // takes 0.2 s to come up: the second evaluation finds it being started.
+    executor.evaluate(shell("true")).await.unwrap();
+    let mut pids = RunnerPids::default();
+    let outcome = executor
+        .evaluate_observed(shell("true"), &mut pids)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, Status::Exited { code: 0 });
+    let second = pids.0[0];
+    // Had the second evaluation started an init of its own (the zygote
+    // clones in order), the spare being started, cloned before it, would be
+    // the one left waiting now.
+    // (The second evaluation's init may linger a moment after its outcome.)
+    let mut spare = None;
+    eventually("a spare is waiting", || {
+        spare = zygote_and_spare(&tag)
+            .map(|(_, spare)| spare)
+            .filter(|&spare| spare != second);
+        spare.is_some()
+    });
+    let spare = spare.expect("checked by eventually");
+    assert!(
+        spare > second,
+        "the waiting spare {spare} was cloned before the second evaluation's init {second}"
+    );
+    drop(executor);
+    let _ = std::fs::remove_dir_all(program.parent().unwrap());
 }

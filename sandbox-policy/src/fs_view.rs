@@ -97,16 +97,24 @@ impl<'a> Remembered<'a> {
     pub(crate) fn into_facts(self) -> FsFacts {
         FsFacts(self.facts.into_inner())
     }
+
+    /// Keeps `answer` about `path` (an error by its kind) as a fact, and
+    /// passes it on.
+    fn record<T: Clone>(
+        &self,
+        path: &Path,
+        answer: io::Result<T>,
+        fact: fn(PathBuf, Result<T, io::ErrorKind>) -> Fact,
+    ) -> io::Result<T> {
+        let kept = answer.as_ref().map(Clone::clone).map_err(io::Error::kind);
+        self.facts.borrow_mut().push(fact(path.to_path_buf(), kept));
+        answer
+    }
 }
 
 impl FsView for Remembered<'_> {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        let answer = self.fs.canonicalize(path);
-        self.facts.borrow_mut().push(Fact::Canonical(
-            path.to_path_buf(),
-            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
-        ));
-        answer
+        self.record(path, self.fs.canonicalize(path), Fact::Canonical)
     }
 
     fn metadata_kind(&self, path: &Path) -> Option<Kind> {
@@ -122,21 +130,11 @@ impl FsView for Remembered<'_> {
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
-        let answer = self.fs.read_dir(path);
-        self.facts.borrow_mut().push(Fact::Listing(
-            path.to_path_buf(),
-            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
-        ));
-        answer
+        self.record(path, self.fs.read_dir(path), Fact::Listing)
     }
 
     fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        let answer = self.fs.read_to_string(path);
-        self.facts.borrow_mut().push(Fact::Text(
-            path.to_path_buf(),
-            answer.as_ref().map(Clone::clone).map_err(io::Error::kind),
-        ));
-        answer
+        self.record(path, self.fs.read_to_string(path), Fact::Text)
     }
 }
 

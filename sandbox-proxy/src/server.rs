@@ -244,7 +244,7 @@ pub(crate) const LOCAL_CLIENT_SEND_BUFFER: usize = 256 * 1024;
 
 /// Bounds the send buffer of a connection whose client is on this host (see
 /// [`LOCAL_CLIENT_SEND_BUFFER`]); a failure only costs speed, so it is ignored.
-fn bound_send_buffer_of_local_client(stream: &tokio::net::TcpStream) {
+pub(crate) fn bound_send_buffer_of_local_client(stream: &tokio::net::TcpStream) {
     let local = stream
         .peer_addr()
         .is_ok_and(|peer| peer.ip().to_canonical().is_loopback());
@@ -399,6 +399,10 @@ macro_rules! proxy_api {
                 config: &$crate::ProxyConfig,
                 stream: S,
             ) -> Result<(), $crate::ProxyError> {
+                let any: &dyn std::any::Any = &stream;
+                if let Some(tcp) = any.downcast_ref::<tokio::net::TcpStream>() {
+                    $crate::server::bound_send_buffer_of_local_client(tcp);
+                }
                 serve(config.clone(), stream, $crate::server::Shutdown::never()).await
             }
         }

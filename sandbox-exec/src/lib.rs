@@ -68,6 +68,8 @@ mod seatbelt;
 mod validate;
 
 #[cfg(target_os = "linux")]
+mod bpf;
+#[cfg(target_os = "linux")]
 mod bridge;
 #[cfg(target_os = "linux")]
 mod cgroup;

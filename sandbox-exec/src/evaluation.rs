@@ -288,6 +288,7 @@ async fn run(
         spare,
     } = handover::hand_over(pool, &job, &cgroup_procs, plan.preattached, deadline, spare).await?;
     let (watch, bridge) = attach(&stream, &job, request, log, deadline, spare, init_pid).await?;
+    let network = launched.network;
     let mut child = launched.process;
     observer.runner_started(child.pid());
     let receiver = |fd| pipe::Receiver::from_owned_fd(fd).map_err(prepare_err("an output pipe"));
@@ -409,6 +410,7 @@ async fn run(
         cgroup: plan.cgroup.take(),
         stand_ins,
         reported: matches!(end, End::Report(_)),
+        network,
     };
     if leftovers.anything() {
         reclaimer.submit(leftovers);

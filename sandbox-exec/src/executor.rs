@@ -77,6 +77,8 @@ impl Executor {
         #[cfg(target_os = "linux")]
         let shelf = Arc::new(crate::cgroup_shelf::Shelf::default());
         #[cfg(target_os = "linux")]
+        let networks = Arc::new(crate::network_shelf::Networks::default());
+        #[cfg(target_os = "linux")]
         if nix::unistd::geteuid().is_root() {
             crate::cgroup::remove_stale(crate::cgroup::support());
         }
@@ -92,9 +94,10 @@ impl Executor {
                     ),
                     DEFAULT_PREWARM,
                     shelf.clone(),
+                    networks.clone(),
                 ),
                 #[cfg(target_os = "linux")]
-                reclaimer: crate::reclaim::Reclaimer::new(shelf),
+                reclaimer: crate::reclaim::Reclaimer::new(shelf, networks),
                 violations: Arc::new(ViolationLog::default()),
             }),
         })

@@ -16,7 +16,7 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 use tokio::io::Interest;
 
 /// Most descriptors one batch carries.
-pub(crate) const MAX_FDS: usize = 4;
+pub(crate) const MAX_FDS: usize = 5;
 
 fn raw_sync(stream: &Stream) -> RawFd {
     match stream {

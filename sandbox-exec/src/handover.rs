@@ -69,7 +69,7 @@ pub(crate) async fn hand_over(
             }
         }
     }
-    let fresh = pool.launcher().launch(preparation, None)?;
+    let fresh = pool.launcher().launch(preparation, None, None)?;
     match try_runner(pool, fresh, job, cgroup_procs, deadline).await {
         Ok(runner) => Ok(runner),
         Err(Failure::Retry(error) | Failure::Fatal(error)) => Err(error),

@@ -102,6 +102,9 @@ pub(crate) struct Launched {
     pub stderr: OwnedFd,
     /// The cgroups a spare's init waits in (see [`Cgroup::spare`]).
     pub cgroup: SpareCgroup,
+    /// A forked confined init's network namespace, for a later spare once
+    /// the evaluation is over (see [`crate::network_shelf`]).
+    pub network: Option<OwnedFd>,
 }
 
 /// How the executor reaches a runner.
@@ -218,7 +221,8 @@ impl Launcher {
         &self,
         spec: &RunnerSpec,
         stdio: [BorrowedFd<'_>; 3],
-    ) -> Option<(ChildProcess, OwnedFd)> {
+        network: Option<OwnedFd>,
+    ) -> Option<(ChildProcess, OwnedFd, Option<OwnedFd>)> {
         let mut state = self.zygote();
         let ZygoteState::Running(zygote) = &mut *state else {
             return None;
@@ -231,8 +235,9 @@ impl Launcher {
             .ok()?;
         let (ours, theirs) = (OwnedFd::from(pair.0), OwnedFd::from(pair.1));
         let [stdin, stdout, stderr] = stdio;
-        match zygote.fork(spec, [stdin, stdout, stderr, theirs.as_fd()]) {
-            Ok(runner) => Some((runner, ours)),
+        let network = network.as_ref().map(AsFd::as_fd);
+        match zygote.fork(spec, [stdin, stdout, stderr, theirs.as_fd()], network) {
+            Ok((runner, network)) => Some((runner, ours, network)),
             Err(error) => {
                 debug!(%error, "the zygote failed; executing runners from now on");
                 *state = ZygoteState::Failed;
@@ -247,11 +252,13 @@ impl Launcher {
     /// completes the handshake.
     ///
     /// With `cgroup`, the runner moves its init into it before the spare
-    /// waits (see [`Cgroup::spare`]).
+    /// waits (see [`Cgroup::spare`]); a confined init forked by the zygote
+    /// may reuse the idle `network` namespace (see [`crate::network_shelf`]).
     pub fn launch(
         &self,
         preparation: Preparation,
         cgroup: Option<Cgroup>,
+        network: Option<OwnedFd>,
     ) -> Result<Launched, ExecError> {
         let cgroup = SpareCgroup(cgroup);
         let cgroup_procs: Vec<String> = cgroup
@@ -276,22 +283,26 @@ impl Launcher {
             preparation,
             cgroup_procs,
         };
-        let forked =
-            self.fork_from_zygote(&spec, [stdin_r.as_fd(), stdout_w.as_fd(), stderr_w.as_fd()]);
-        let (process, channel) =
-            match forked {
-                Some((process, ours)) => (process, Channel::Connected(Some(ours))),
-                None => {
-                    let endpoint = Endpoint::bind(&self.dir, &endpoint::token_hex(&token))
-                        .map_err(|source| ExecError::Endpoint {
+        let forked = self.fork_from_zygote(
+            &spec,
+            [stdin_r.as_fd(), stdout_w.as_fd(), stderr_w.as_fd()],
+            network,
+        );
+        let (process, channel, network) = match forked {
+            Some((process, ours, network)) => (process, Channel::Connected(Some(ours)), network),
+            None => {
+                let endpoint =
+                    Endpoint::bind(&self.dir, &endpoint::token_hex(&token)).map_err(|source| {
+                        ExecError::Endpoint {
                             dir: self.dir.path().to_path_buf(),
                             source,
-                        })?;
-                    spec.endpoint = Some(endpoint.path().as_os_str().as_bytes().to_vec());
-                    let process = self.execute(&spec, stdin_r, stdout_w, stderr_w)?;
-                    (process, Channel::Endpoint(endpoint))
-                }
-            };
+                        }
+                    })?;
+                spec.endpoint = Some(endpoint.path().as_os_str().as_bytes().to_vec());
+                let process = self.execute(&spec, stdin_r, stdout_w, stderr_w)?;
+                (process, Channel::Endpoint(endpoint), None)
+            }
+        };
         debug!(runner_pid = process.pid(), "runner started");
         Ok(Launched {
             process,
@@ -302,6 +313,7 @@ impl Launcher {
             stdout: stdout_r,
             stderr: stderr_r,
             cgroup,
+            network,
         })
     }
 

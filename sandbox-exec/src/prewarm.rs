@@ -23,6 +23,7 @@ use tracing::debug;
 use crate::cgroup::CgroupLimits;
 use crate::cgroup_shelf::Shelf;
 use crate::launch::{Launched, Launcher, Preparation};
+use crate::network_shelf::Networks;
 use crate::plan_cache::PlanCache;
 
 /// The spares of one executor and the thread that starts them.
@@ -39,6 +40,8 @@ struct Shared {
     launcher: Launcher,
     /// Where spares' cgroups come from, as evaluations' do.
     shelf: Arc<Shelf>,
+    /// Network namespaces for confined spares to reuse.
+    networks: Arc<Networks>,
     state: Mutex<State>,
     wake: Condvar,
     /// Told each time the worker is done starting a spare.
@@ -81,11 +84,17 @@ struct State {
 }
 
 impl Pool {
-    pub fn new(launcher: Launcher, capacity: usize, shelf: Arc<Shelf>) -> Self {
+    pub fn new(
+        launcher: Launcher,
+        capacity: usize,
+        shelf: Arc<Shelf>,
+        networks: Arc<Networks>,
+    ) -> Self {
         Pool {
             shared: Arc::new(Shared {
                 launcher,
                 shelf,
+                networks,
                 state: Mutex::new(State {
                     spares: Vec::new(),
                     capacity,
@@ -321,7 +330,13 @@ impl Shared {
             // waits for the first spare too.
             self.launcher.start_zygote();
             crate::launch::remove_orphaned_cgroups();
-            let launched = self.launcher.launch(preparation, self.spare_cgroup(limits));
+            let network = match preparation {
+                Preparation::Confined { .. } => self.networks.take(),
+                Preparation::Plain => None,
+            };
+            let launched = self
+                .launcher
+                .launch(preparation, self.spare_cgroup(limits), network);
             state = self.lock();
             state.starting = None;
             // Evaluations waiting for this spare look again, whatever became of it.

@@ -21,6 +21,7 @@ use tracing::debug;
 
 use crate::cgroup::Cgroup;
 use crate::cgroup_shelf::Shelf;
+use crate::network_shelf::Networks;
 use crate::pidfd::Pidfd;
 use crate::placeholder::StandIns;
 
@@ -40,12 +41,15 @@ pub(crate) struct Leftovers {
     /// Whether init reported: then nothing of the evaluation runs any more
     /// and the stand-ins may go even if init's exit cannot be waited for.
     pub reported: bool,
+    /// A confined init's network namespace, kept for a later spare once
+    /// init has exited.
+    pub network: Option<std::os::fd::OwnedFd>,
 }
 
 impl Leftovers {
     /// Whether there is anything to remove.
     pub fn anything(&self) -> bool {
-        self.cgroup.is_some() || !self.stand_ins.is_empty()
+        self.cgroup.is_some() || !self.stand_ins.is_empty() || self.network.is_some()
     }
 }
 
@@ -55,13 +59,15 @@ pub(crate) struct Reclaimer {
     worker: Mutex<Option<(Sender<Leftovers>, JoinHandle<()>)>>,
     /// Where emptied cgroups go for the next evaluations.
     shelf: Arc<Shelf>,
+    networks: Arc<Networks>,
 }
 
 impl Reclaimer {
-    pub fn new(shelf: Arc<Shelf>) -> Self {
+    pub fn new(shelf: Arc<Shelf>, networks: Arc<Networks>) -> Self {
         Reclaimer {
             worker: Mutex::new(None),
             shelf,
+            networks,
         }
     }
 
@@ -71,11 +77,12 @@ impl Reclaimer {
         if worker.is_none() {
             let (tx, rx) = channel::<Leftovers>();
             let shelf = self.shelf.clone();
+            let networks = self.networks.clone();
             let spawned = std::thread::Builder::new()
                 .name("sandbox-reclaim".into())
                 .spawn(move || {
                     for leftovers in rx {
-                        reclaim(leftovers, &shelf);
+                        reclaim(leftovers, &shelf, &networks);
                     }
                 });
             match spawned {
@@ -84,14 +91,14 @@ impl Reclaimer {
                 Err(error) => {
                     debug!(%error, "cannot start the reclaiming thread");
                     drop(worker);
-                    reclaim(leftovers, &self.shelf);
+                    reclaim(leftovers, &self.shelf, &self.networks);
                     return;
                 }
             }
         }
         if let Some((tx, _)) = worker.as_ref() {
             if let Err(returned) = tx.send(leftovers) {
-                reclaim(returned.0, &self.shelf);
+                reclaim(returned.0, &self.shelf, &self.networks);
             }
         }
     }
@@ -107,7 +114,7 @@ impl Drop for Reclaimer {
     }
 }
 
-fn reclaim(mut leftovers: Leftovers, shelf: &Shelf) {
+fn reclaim(mut leftovers: Leftovers, shelf: &Shelf, networks: &Networks) {
     let exited = leftovers
         .init
         .as_ref()
@@ -118,6 +125,9 @@ fn reclaim(mut leftovers: Leftovers, shelf: &Shelf) {
         leftovers.stand_ins.leave_in_place();
     }
     drop(leftovers.stand_ins);
+    if let Some(network) = leftovers.network.take().filter(|_| exited) {
+        networks.put(network);
+    }
     match leftovers.cgroup {
         Some(cgroup) if exited => shelf.put(cgroup),
         Some(cgroup) => cgroup.remove(),

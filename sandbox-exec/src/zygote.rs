@@ -66,24 +66,29 @@ impl Zygote {
     }
 
     /// Clones the init of `spec` (the runner of a spare), with `fds` as its
-    /// standard input, output and error and its channel to the executor. An
-    /// error means the zygote is unusable.
+    /// standard input, output and error and its channel to the executor,
+    /// and in `network` if the zygote finds it idle (see
+    /// `runner/network.rs`). Returns the init and, for a confined one, its
+    /// network namespace. An error means the zygote is unusable.
     pub fn fork(
         &mut self,
         spec: &RunnerSpec,
         fds: [BorrowedFd<'_>; 4],
-    ) -> io::Result<ChildProcess> {
+        network: Option<BorrowedFd<'_>>,
+    ) -> io::Result<(ChildProcess, Option<OwnedFd>)> {
         let fd = self.channel.as_raw_fd();
-        fdpass::send_on(fd, &fds)?;
+        let batch: Vec<BorrowedFd<'_>> = fds.into_iter().chain(network).collect();
+        fdpass::send_on(fd, &batch)?;
         let request = frame::encode(spec).map_err(io::Error::other)?;
         send_all(fd, &request)?;
-        let mut pidfds = fdpass::receive_now(fd)?.into_iter();
+        let mut received = fdpass::receive_now(fd)?.into_iter();
         match frame::read_sync::<_, Forked>(&mut self.channel).map_err(io::Error::other)? {
             Forked::Runner { pid } => {
-                let pidfd = pidfds
+                let pidfd = received
                     .next()
                     .ok_or_else(|| io::Error::other("the zygote sent no pidfd with its runner"))?;
-                Ok(ChildProcess::new(Pidfd::from_owned(pidfd, pid)))
+                let init = ChildProcess::new(Pidfd::from_owned(pidfd, pid));
+                Ok((init, received.next()))
             }
             Forked::Failed { reason } => Err(io::Error::other(reason)),
         }

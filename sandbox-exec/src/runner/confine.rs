@@ -75,13 +75,11 @@ impl Base {
 /// `watch_reads`: the executor judges every `open` for reading too (see
 /// [`crate::fsaccess`]).
 pub(super) fn prepare(watch_reads: bool) -> Result<Base, String> {
+    // The network namespace came with init's clone (see `super::network`).
     nix::sched::unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWNET
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS,
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS,
     )
-    .map_err(|e| format!("cannot create mount, network, IPC and UTS namespaces: {e}"))?;
+    .map_err(|e| format!("cannot create mount, IPC and UTS namespaces: {e}"))?;
     mount(
         None::<&str>,
         "/",
@@ -522,6 +520,10 @@ fn loopback_up() -> Result<(), String> {
         }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
             return Err(os_err("cannot read the loopback flags".into()));
+        }
+        // Up already in a namespace an earlier evaluation used.
+        if req.ifr_ifru.ifru_flags & libc::IFF_UP as libc::c_short != 0 {
+            return Ok(());
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {

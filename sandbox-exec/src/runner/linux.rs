@@ -111,7 +111,7 @@ pub(super) fn serve(spec: RunnerSpec) -> i32 {
         Ok(f) => f,
         Err(e) => return fail(format!("cannot open /dev/null: {e}")),
     };
-    match start_init(&spec, false) {
+    match start_init(&spec, false, None) {
         Err(reason) => fail(reason),
         Ok(Cloned::Child(go)) => {
             drop(null);
@@ -144,8 +144,13 @@ fn hello(token: &[u8; 16]) -> Hello {
 pub(super) enum Cloned {
     /// The new init, with the pipe its [`Go`] arrives on.
     Child(OwnedFd),
-    /// Its parent, once the init has its place; `pidfd` with `as_sibling`.
-    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    /// Its parent, once the init has its place; `pidfd` with `as_sibling`,
+    /// and then, for a confined init, its network namespace.
+    Parent {
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+        network: Option<OwnedFd>,
+    },
 }
 
 /// Clones the evaluation's init into a new pid namespace (and a new user
@@ -155,12 +160,30 @@ pub(super) enum Cloned {
 /// init's ids and moves it into `spec`'s cgroups, and tells it to [`Go`]
 /// (or why it cannot). The caller stays outside the namespaces and the
 /// cgroups, so they hold init and the evaluation only.
-pub(super) fn start_init(spec: &RunnerSpec, as_sibling: bool) -> Result<Cloned, String> {
+///
+/// A confined init gets a network namespace of its own: `reuse`, an earlier
+/// evaluation's, when it is idle and this process may enter it (the
+/// executor's own user namespace), else a new one (see [`super::network`]).
+pub(super) fn start_init(
+    spec: &RunnerSpec,
+    as_sibling: bool,
+    reuse: Option<OwnedFd>,
+) -> Result<Cloned, String> {
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create a pipe: {e}"))?;
     let mut flags = libc::CLONE_NEWPID | libc::SIGCHLD;
     if spec.user_namespace {
         flags |= libc::CLONE_NEWUSER;
+    }
+    let confined = matches!(spec.preparation, Preparation::Confined { .. });
+    let entered = match reuse {
+        Some(namespace) if confined && !spec.user_namespace => {
+            super::network::enter_if_idle(namespace)
+        }
+        _ => None,
+    };
+    if confined && entered.is_none() {
+        flags |= libc::CLONE_NEWNET;
     }
     if as_sibling {
         flags |= libc::CLONE_PARENT | libc::CLONE_PIDFD;
@@ -182,6 +205,14 @@ pub(super) fn start_init(spec: &RunnerSpec, as_sibling: bool) -> Result<Cloned, 
             0usize,
         )
     };
+    if pid == 0 {
+        drop(go_write);
+        // Init stays in the namespace it was cloned into; only the parent
+        // goes home.
+        drop(entered);
+        return Ok(Cloned::Child(go_read));
+    }
+    let network = entered.map(super::network::Entered::leave);
     if pid < 0 {
         let e = std::io::Error::last_os_error();
         return Err(if spec.user_namespace {
@@ -194,21 +225,32 @@ pub(super) fn start_init(spec: &RunnerSpec, as_sibling: bool) -> Result<Cloned, 
             format!("cannot create a pid namespace for the evaluation: {e}")
         });
     }
-    if pid == 0 {
-        drop(go_write);
-        return Ok(Cloned::Child(go_read));
-    }
     drop(go_read);
     let pid = pid as i32;
     // SAFETY: CLONE_PIDFD stored a fresh descriptor for the child there.
     let pidfd = as_sibling.then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    // The executor keeps a confined init's namespace for a later spare, if
+    // a later spare could enter it: not from a user namespace of its own.
+    let network = match network {
+        Some(reused) => Some(reused),
+        None if confined && as_sibling && !spec.user_namespace => {
+            std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .ok()
+                .map(OwnedFd::from)
+        }
+        None => None,
+    };
     let go = match admit(pid, spec) {
         Ok(()) => Go::Ready { pid: pid as u32 },
         Err(reason) => Go::Failed { reason },
     };
     // A failure here means init is gone already; its exit tells the executor.
     let _ = frame::write_sync(&mut std::fs::File::from(go_write), &go);
-    Ok(Cloned::Parent { pid, pidfd })
+    Ok(Cloned::Parent {
+        pid,
+        pidfd,
+        network,
+    })
 }
 
 /// Makes init's place: its ids mapped in its user namespace (to the

@@ -20,11 +20,12 @@
 //! the request and closes everything else, so nothing of the zygote (its
 //! channel, other spares' pipes) reaches it.
 //!
-//! A request is a descriptor batch (init's stdin, stdout and stderr, and
-//! its end of a socket pair: its channel to the executor, already
-//! connected, so it needs no endpoint to connect to) followed by a
-//! [`RunnerSpec`] frame; the answer is a batch (init's pidfd, or nothing)
-//! followed by a [`Forked`] frame. The zygote exits when its channel
+//! A request is a descriptor batch (init's stdin, stdout and stderr, its
+//! end of a socket pair: its channel to the executor, already connected, so
+//! it needs no endpoint to connect to; and maybe a network namespace to
+//! reuse, see [`super::network`]) followed by a [`RunnerSpec`] frame; the
+//! answer is a batch (init's pidfd and, for a confined init, its network
+//! namespace; or nothing) followed by a [`Forked`] frame. The zygote exits when its channel
 //! closes.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -59,22 +60,21 @@ pub(super) fn run() -> i32 {
         let Ok(spec) = frame::read_sync::<_, RunnerSpec>(&mut channel) else {
             return 0;
         };
-        let (pidfd, answer) = match <[OwnedFd; 4]>::try_from(fds) {
-            Ok(fds) => match fork_runner(spec, fds) {
-                Ok((pid, pidfd)) => (Some(pidfd), Forked::Runner { pid }),
-                Err(reason) => (None, Forked::Failed { reason }),
+        let (sent, answer) = match Request::try_from(fds) {
+            Ok(request) => match fork_runner(spec, request) {
+                Ok((pid, sent)) => (sent, Forked::Runner { pid }),
+                Err(reason) => (Vec::new(), Forked::Failed { reason }),
             },
             Err(got) => (
-                None,
+                Vec::new(),
                 Forked::Failed {
                     reason: format!(
-                        "an init needs its 3 standard descriptors and its channel, the request carried {} descriptors",
-                        got.len()
+                        "an init needs its 3 standard descriptors and its channel (and maybe a network namespace), the request carried {got} descriptors"
                     ),
                 },
             ),
         };
-        let batch: Vec<_> = pidfd.iter().map(std::os::fd::AsFd::as_fd).collect();
+        let batch: Vec<_> = sent.iter().map(std::os::fd::AsFd::as_fd).collect();
         if fdpass::send_on(channel.as_raw_fd(), &batch).is_err()
             || frame::write_sync(&mut channel, &answer).is_err()
         {
@@ -83,14 +83,41 @@ pub(super) fn run() -> i32 {
     }
 }
 
-/// Forks the init of `spec` as the executor's child; returns its pid and
-/// pidfd. Init takes `fds` as its standard descriptors and channel.
-fn fork_runner(spec: RunnerSpec, fds: [OwnedFd; 4]) -> Result<(u32, OwnedFd), String> {
-    match super::linux::start_init(&spec, true)? {
+/// What a request carries: init's standard descriptors and channel, and a
+/// network namespace to reuse.
+struct Request {
+    fds: [OwnedFd; 4],
+    network: Option<OwnedFd>,
+}
+
+impl TryFrom<Vec<OwnedFd>> for Request {
+    type Error = usize;
+
+    fn try_from(mut fds: Vec<OwnedFd>) -> Result<Self, usize> {
+        let network = match fds.len() {
+            4 => None,
+            5 => fds.pop(),
+            got => return Err(got),
+        };
+        let fds = <[OwnedFd; 4]>::try_from(fds).map_err(|fds| fds.len())?;
+        Ok(Request { fds, network })
+    }
+}
+
+/// Forks the init of `spec` as the executor's child; returns its pid, and
+/// its pidfd followed by its network namespace (for a confined init). Init
+/// takes the request's descriptors as its standard ones and channel.
+fn fork_runner(spec: RunnerSpec, request: Request) -> Result<(u32, Vec<OwnedFd>), String> {
+    let Request { fds, network } = request;
+    match super::linux::start_init(&spec, true, network)? {
         Cloned::Child(go) => std::process::exit(super::linux::forked_init(spec, fds, go)),
-        Cloned::Parent { pid, pidfd } => {
+        Cloned::Parent {
+            pid,
+            pidfd,
+            network,
+        } => {
             let pidfd = pidfd.ok_or("clone returned no pidfd for init")?;
-            Ok((pid as u32, pidfd))
+            Ok((pid as u32, std::iter::once(pidfd).chain(network).collect()))
         }
     }
 }

@@ -199,7 +199,7 @@ impl Launcher {
     pub fn start_zygote(&self) {
         let mut zygote = self.zygote();
         if matches!(*zygote, ZygoteState::NotStarted) {
-            *zygote = match Zygote::start(&self.program, &self.args) {
+            *zygote = match Zygote::start(&self.program, &self.args, self.user_namespace) {
                 Ok(started) => ZygoteState::Running(started),
                 Err(error) => {
                     debug!(%error, program = %self.program.display(), "cannot start the zygote; executing runners");

@@ -16,7 +16,7 @@ use crate::fdpass;
 use crate::frame;
 use crate::pidfd::{ChildProcess, Pidfd};
 use crate::protocol::{Forked, RunnerSpec};
-use crate::runner::{PARENT_ENV, ZYGOTE_ENV};
+use crate::runner::{PARENT_ENV, USERNS_ENV, ZYGOTE_ENV};
 
 /// How long a fork may take before the zygote is given up as hung: a fork
 /// takes well under a millisecond, so only a stopped or wedged zygote waits
@@ -37,7 +37,9 @@ impl Zygote {
     ///
     /// The inits it clones get their parent-death signal from the thread
     /// calling this, so call it from a thread that outlives them.
-    pub fn start(program: &Path, args: &[OsString]) -> io::Result<Zygote> {
+    /// With `user_namespace` (an unprivileged executor), the zygote moves
+    /// into a user namespace of its own first, the parent of its inits'.
+    pub fn start(program: &Path, args: &[OsString], user_namespace: bool) -> io::Result<Zygote> {
         let (channel, theirs) = UnixStream::pair()?;
         channel.set_read_timeout(Some(PATIENCE))?;
         channel.set_write_timeout(Some(PATIENCE))?;
@@ -45,6 +47,7 @@ impl Zygote {
             .args(args)
             .env_clear()
             .env(ZYGOTE_ENV, "1")
+            .env(USERNS_ENV, if user_namespace { "1" } else { "0" })
             .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())

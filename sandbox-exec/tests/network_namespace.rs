@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{executor, is_root, policy, shell};
+use common::{executor, policy, shell};
 use sandbox_exec::{Executor, Status};
 
 /// `SO_NETNS_COOKIE`: a network namespace's identity, never given to
@@ -41,19 +41,13 @@ async fn confined_namespaces(executor: &Executor, n: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_finished_evaluations_network_namespace_is_reused_as_root_only() {
+async fn a_finished_evaluations_network_namespace_is_reused() {
     let executor = executor();
     let seen = confined_namespaces(&executor, 8).await;
     let mut distinct = seen.clone();
     distinct.sort();
     distinct.dedup();
-    if is_root() {
-        assert!(distinct.len() < seen.len(), "never reused: {seen:?}");
-    } else {
-        // A namespace is owned by the user namespace of the evaluation that
-        // made it, which the next cannot enter.
-        assert_eq!(distinct.len(), seen.len(), "reused: {seen:?}");
-    }
+    assert!(distinct.len() < seen.len(), "never reused: {seen:?}");
 }
 
 /// The cookie of this process's network namespace.

@@ -161,13 +161,13 @@ pub(super) enum Cloned {
 /// (or why it cannot). The caller stays outside the namespaces and the
 /// cgroups, so they hold init and the evaluation only.
 ///
-/// A confined init gets a network namespace of its own: `reuse`, an earlier
-/// evaluation's, when it is idle and this process may enter it (the
-/// executor's own user namespace), else a new one (see [`super::network`]).
+/// A confined init gets a network namespace of its own: `reused`, an
+/// earlier evaluation's that the calling thread has entered (see
+/// [`super::network`]), else a new one.
 pub(super) fn start_init(
     spec: &RunnerSpec,
     as_sibling: bool,
-    reuse: Option<OwnedFd>,
+    reused: Option<OwnedFd>,
 ) -> Result<Cloned, String> {
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -176,12 +176,7 @@ pub(super) fn start_init(
         flags |= libc::CLONE_NEWUSER;
     }
     let confined = matches!(spec.preparation, Preparation::Confined { .. });
-    let entered = match reuse {
-        Some(namespace) if confined && !spec.user_namespace => {
-            super::network::enter_if_idle(namespace)
-        }
-        _ => None,
-    };
+    let entered = reused.filter(|_| confined);
     if confined && entered.is_none() {
         flags |= libc::CLONE_NEWNET;
     }
@@ -207,12 +202,9 @@ pub(super) fn start_init(
     };
     if pid == 0 {
         drop(go_write);
-        // Init stays in the namespace it was cloned into; only the parent
-        // goes home.
         drop(entered);
         return Ok(Cloned::Child(go_read));
     }
-    let network = entered.map(super::network::Entered::leave);
     if pid < 0 {
         let e = std::io::Error::last_os_error();
         return Err(if spec.user_namespace {
@@ -229,15 +221,12 @@ pub(super) fn start_init(
     let pid = pid as i32;
     // SAFETY: CLONE_PIDFD stored a fresh descriptor for the child there.
     let pidfd = as_sibling.then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    // The executor keeps a confined init's namespace for a later spare, if
-    // a later spare could enter it: not from a user namespace of its own.
-    let network = match network {
+    // The zygote's inits' namespaces are kept for later spares.
+    let network = match entered {
         Some(reused) => Some(reused),
-        None if confined && as_sibling && !spec.user_namespace => {
-            std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .ok()
-                .map(OwnedFd::from)
-        }
+        None if confined && as_sibling => std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(OwnedFd::from),
         None => None,
     };
     let go = match admit(pid, spec) {

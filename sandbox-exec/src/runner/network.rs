@@ -6,8 +6,12 @@
 //! then an RCU grace period), a quarter of a confined evaluation's CPU back
 //! to back. So the executor keeps the namespaces of evaluations whose init
 //! has exited (all their processes are gone with it) and hands one to the
-//! zygote with the next spare; the zygote enters it, checks that no socket
-//! lives in it any more, and clones the spare's init there.
+//! zygote with the next spare; a thread of the zygote enters it, checks that
+//! no socket lives in it any more, and clones the spare's init there.
+//!
+//! Unprivileged, this works because the zygote lives in a user namespace of
+//! its own, the parent of every init's: it holds every capability over the
+//! inits' namespaces, so it may enter their network namespaces.
 //!
 //! A socket outlives the evaluation that made it only if a process outside
 //! holds it: one passed out through a Unix socket the policy allows, or the
@@ -17,53 +21,19 @@
 //! belong to no one, are left for the next.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::OnceLock;
 
 use nix::sched::{setns, CloneFlags};
 
-/// A namespace this process has entered to clone an init into; leave it
-/// with [`Entered::leave`] once the init is cloned.
-pub(super) struct Entered {
-    namespace: OwnedFd,
-    home: &'static OwnedFd,
-}
-
-/// Enters `namespace` if it is idle; otherwise (or if it cannot be entered)
-/// stays where it is and returns `None`.
-pub(super) fn enter_if_idle(namespace: OwnedFd) -> Option<Entered> {
-    let home = home()?;
+/// Moves the calling thread into `namespace`; returns it if it is idle,
+/// else `None`, and the thread should clone its init into a new one.
+///
+/// Only a thread about to clone an init and end calls this (see
+/// [`super::zygote`]): an unprivileged zygote lives in a user namespace of
+/// its own, which may enter the namespaces of its inits' user namespaces
+/// but not return to the host's.
+pub(super) fn enter_if_idle(namespace: OwnedFd) -> Option<OwnedFd> {
     setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET).ok()?;
-    let entered = Entered { namespace, home };
-    if idle() {
-        Some(entered)
-    } else {
-        drop(entered.leave());
-        None
-    }
-}
-
-impl Entered {
-    /// Returns to this process's own network namespace (so that plain
-    /// runners, which keep the host's network, are cloned there); returns
-    /// the namespace left.
-    pub(super) fn leave(self) -> OwnedFd {
-        // Only fails if the home namespace were gone, which this process's
-        // open descriptor prevents.
-        let _ = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET);
-        self.namespace
-    }
-}
-
-/// This process's own network namespace, opened once, before it first
-/// enters another.
-fn home() -> Option<&'static OwnedFd> {
-    static HOME: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    HOME.get_or_init(|| {
-        std::fs::File::open("/proc/thread-self/ns/net")
-            .ok()
-            .map(OwnedFd::from)
-    })
-    .as_ref()
+    idle().then_some(namespace)
 }
 
 /// Whether the current network namespace holds no socket a process made:

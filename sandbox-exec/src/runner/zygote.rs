@@ -34,10 +34,16 @@ use std::os::unix::net::UnixStream;
 use super::linux::Cloned;
 use crate::fdpass;
 use crate::frame;
-use crate::protocol::{Forked, RunnerSpec};
+use crate::protocol::{Forked, Preparation, RunnerSpec};
 
 /// Serves requests on the standard input until it closes.
 pub(super) fn run() -> i32 {
+    // Before anything else, while this process has one thread.
+    if std::env::var_os(super::USERNS_ENV).is_some_and(|v| v == "1")
+        && own_user_namespace().is_err()
+    {
+        return super::linux::BROKEN;
+    }
     // The channel moves off descriptor 0 to above 3: a forked init's
     // descriptors 0 to 3 are taken by those it is sent, and its copy of
     // this one is closed with the rest.
@@ -109,6 +115,41 @@ impl TryFrom<Vec<OwnedFd>> for Request {
 /// takes the request's descriptors as its standard ones and channel.
 fn fork_runner(spec: RunnerSpec, request: Request) -> Result<(u32, Vec<OwnedFd>), String> {
     let Request { fds, network } = request;
+    let confined = matches!(spec.preparation, Preparation::Confined { .. });
+    let cloned = match network {
+        // From a thread of its own, which enters the namespace and ends
+        // there (see `super::network`). The other thread waits in `join`,
+        // holding no lock the init could need.
+        Some(namespace) if confined => std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(INIT_STACK)
+                .spawn_scoped(scope, || {
+                    let entered = super::network::enter_if_idle(namespace);
+                    clone_init(spec, fds, entered)
+                })
+                .map_err(|e| format!("cannot start a thread to clone init: {e}"))?
+                .join()
+                .map_err(|_| "the thread cloning init panicked".to_string())?
+        }),
+        _ => clone_init(spec, fds, None),
+    }?;
+    Ok((
+        cloned.0,
+        std::iter::once(cloned.1).chain(cloned.2).collect(),
+    ))
+}
+
+/// The stack of a thread that clones an init, which the init goes on using:
+/// as big as a main thread's.
+const INIT_STACK: usize = 8 << 20;
+
+/// The parent's side of [`super::linux::start_init`]: init's pid, pidfd and
+/// network namespace. Init itself goes on from here and never returns.
+fn clone_init(
+    spec: RunnerSpec,
+    fds: [OwnedFd; 4],
+    network: Option<OwnedFd>,
+) -> Result<(u32, OwnedFd, Option<OwnedFd>), String> {
     match super::linux::start_init(&spec, true, network)? {
         Cloned::Child(go) => std::process::exit(super::linux::forked_init(spec, fds, go)),
         Cloned::Parent {
@@ -117,7 +158,22 @@ fn fork_runner(spec: RunnerSpec, request: Request) -> Result<(u32, Vec<OwnedFd>)
             network,
         } => {
             let pidfd = pidfd.ok_or("clone returned no pidfd for init")?;
-            Ok((pid as u32, std::iter::once(pidfd).chain(network).collect()))
+            Ok((pid as u32, pidfd, network))
         }
     }
+}
+
+/// Moves this process into a user namespace of its own, where it keeps its
+/// ids and holds every capability: the parent of each init's user namespace,
+/// so that it may enter their network namespaces to reuse them.
+fn own_user_namespace() -> Result<(), String> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| format!("cannot create the zygote's user namespace: {e}"))?;
+    let write = |file: &str, text: String| {
+        std::fs::write(file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
+    };
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    write("/proc/self/gid_map", format!("{gid} {gid} 1"))
 }

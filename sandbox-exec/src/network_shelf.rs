@@ -4,6 +4,7 @@
 //! in it (see `runner/network.rs`); the others are closed, which frees them.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// How many idle namespaces an executor keeps: enough for the spares and
@@ -11,9 +12,20 @@ use std::sync::Mutex;
 const KEEP: usize = 4;
 
 /// One executor's idle network namespaces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Networks {
     idle: Mutex<Vec<OwnedFd>>,
+    /// Off: every evaluation gets a new namespace.
+    reuse: AtomicBool,
+}
+
+impl Default for Networks {
+    fn default() -> Self {
+        Networks {
+            idle: Mutex::default(),
+            reuse: AtomicBool::new(true),
+        }
+    }
 }
 
 impl Networks {
@@ -23,11 +35,19 @@ impl Networks {
     }
 
     /// Keeps the namespace of an evaluation whose processes are all gone,
-    /// or closes it when enough are kept.
+    /// or closes it when enough are kept (or reuse is off).
     pub fn put(&self, namespace: OwnedFd) {
         let mut idle = self.lock();
-        if idle.len() < KEEP {
+        if idle.len() < KEEP && self.reuse.load(Ordering::Relaxed) {
             idle.push(namespace);
+        }
+    }
+
+    /// Turns reuse on or off; off closes the namespaces kept.
+    pub fn set_reuse(&self, reuse: bool) {
+        self.reuse.store(reuse, Ordering::Relaxed);
+        if !reuse {
+            self.lock().clear();
         }
     }
 
@@ -49,6 +69,16 @@ mod tests {
         let networks = Networks::default();
         networks.put(namespace());
         assert!(networks.take().is_some());
+        assert!(networks.take().is_none());
+    }
+
+    #[test]
+    fn nothing_is_kept_with_reuse_off() {
+        let networks = Networks::default();
+        networks.put(namespace());
+        networks.set_reuse(false);
+        assert!(networks.take().is_none());
+        networks.put(namespace());
         assert!(networks.take().is_none());
     }
 

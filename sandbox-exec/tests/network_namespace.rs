@@ -50,6 +50,17 @@ async fn a_finished_evaluations_network_namespace_is_reused() {
     assert!(distinct.len() < seen.len(), "never reused: {seen:?}");
 }
 
+#[tokio::test]
+async fn with_reuse_off_every_evaluation_gets_a_new_network_namespace() {
+    let executor = executor();
+    executor.set_network_reuse(false);
+    let seen = confined_namespaces(&executor, 6).await;
+    let mut distinct = seen.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seen.len(), "reused: {seen:?}");
+}
+
 /// The cookie of this process's network namespace.
 fn host_namespace() -> String {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -36,35 +36,58 @@ pub(super) fn enter_if_idle(namespace: OwnedFd) -> Option<OwnedFd> {
     idle().then_some(namespace)
 }
 
-/// Whether the current network namespace holds no socket a process made:
-/// its count of them (kernel sockets and `TIME_WAIT` remnants are not
-/// counted). Listing the sockets instead (`/proc/net/tcp`) walks the
-/// host-wide connection table, milliseconds on a large host.
+/// Whether the current network namespace holds no socket a process made
+/// and no `TIME_WAIT` remnant of a connection (which the next evaluation
+/// could list, learning whom the last one talked to).
 fn idle() -> bool {
-    let Ok(stats) = std::fs::read_to_string("/proc/thread-self/net/sockstat") else {
-        return false;
-    };
-    sockets_used(&stats) == Some(0)
+    std::fs::read_to_string("/proc/thread-self/net/sockstat").is_ok_and(|stats| idle_by(&stats))
 }
 
-/// The `sockets: used N` of a `sockstat` file.
-fn sockets_used(stats: &str) -> Option<u64> {
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("sockets: used "))
-        .and_then(|n| n.trim().parse().ok())
+/// [`idle`] by the counts of a `sockstat` file: those of the namespace, not
+/// the host. (Listing the sockets instead, `/proc/net/tcp`, walks the
+/// host-wide connection table: milliseconds on a large host.)
+fn idle_by(stats: &str) -> bool {
+    let count = |prefix: &str, field: &str| -> Option<u64> {
+        let line = stats.lines().find_map(|line| line.strip_prefix(prefix))?;
+        let mut words = line.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == field {
+                return words.next()?.parse().ok();
+            }
+        }
+        None
+    };
+    // Kernel sockets are not counted in "used"; closed connections' remnants
+    // are the "tw" of TCP (IPv4 and IPv6 together).
+    count("sockets:", "used") == Some(0) && count("TCP:", "tw") == Some(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const IDLE: &str =
+        "sockets: used 0\nTCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 0 mem 0\n";
+
     #[test]
-    fn the_count_of_sockets_is_read_from_sockstat() {
-        let stats = "sockets: used 0\nTCP: inuse 0 orphan 0 tw 3 alloc 0 mem 0\n";
-        assert_eq!(sockets_used(stats), Some(0));
-        assert_eq!(sockets_used("sockets: used 12\n"), Some(12));
-        assert_eq!(sockets_used("TCP: inuse 0\n"), None);
+    fn a_namespace_without_sockets_or_remnants_is_idle() {
+        assert!(idle_by(IDLE));
+    }
+
+    #[test]
+    fn any_socket_makes_a_namespace_busy() {
+        assert!(!idle_by(&IDLE.replace("used 0", "used 1")));
+    }
+
+    #[test]
+    fn a_time_wait_remnant_makes_a_namespace_busy() {
+        assert!(!idle_by(&IDLE.replace("tw 0", "tw 2")));
+    }
+
+    #[test]
+    fn an_unreadable_count_makes_a_namespace_busy() {
+        assert!(!idle_by("sockets: used 0\n"));
+        assert!(!idle_by(""));
     }
 
     #[test]

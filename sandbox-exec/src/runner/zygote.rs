@@ -20,12 +20,18 @@
 //! the request and closes everything else, so nothing of the zygote (its
 //! channel, other spares' pipes) reaches it.
 //!
+//! An unprivileged zygote first moves into a user namespace of its own,
+//! keeping its ids, so that every init's user namespace is a child of the
+//! zygote's: the zygote then holds every capability over the inits'
+//! namespaces and may enter their network namespaces to reuse them
+//! ([`super::network`]).
+//!
 //! A request is a descriptor batch (init's stdin, stdout and stderr, its
 //! end of a socket pair: its channel to the executor, already connected, so
 //! it needs no endpoint to connect to; and maybe a network namespace to
-//! reuse, see [`super::network`]) followed by a [`RunnerSpec`] frame; the
-//! answer is a batch (init's pidfd and, for a confined init, its network
-//! namespace; or nothing) followed by a [`Forked`] frame. The zygote exits when its channel
+//! reuse) followed by a [`RunnerSpec`] frame; the answer is a batch (init's
+//! pidfd and, for a confined init, its network namespace; or nothing)
+//! followed by a [`Forked`] frame. The zygote exits when its channel
 //! closes.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

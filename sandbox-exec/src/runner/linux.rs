@@ -246,20 +246,34 @@ pub(super) fn start_init(
 /// caller's own, so the evaluation runs as the same user as before) and
 /// init moved into its cgroups.
 fn admit(pid: i32, spec: &RunnerSpec) -> Result<(), String> {
-    let write = |file: String, text: String| {
-        std::fs::write(&file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
-    };
     if spec.user_namespace {
-        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-        write(format!("/proc/{pid}/setgroups"), "deny".into())?;
-        write(format!("/proc/{pid}/uid_map"), format!("{uid} {uid} 1"))?;
-        write(format!("/proc/{pid}/gid_map"), format!("{gid} {gid} 1"))?;
+        keep_ids(
+            &pid.to_string(),
+            nix::unistd::getuid(),
+            nix::unistd::getgid(),
+        )?;
     }
     for file in &spec.cgroup_procs {
         std::fs::write(file, pid.to_string())
             .map_err(|e| format!("cannot move init into {file}: {e}"))?;
     }
     Ok(())
+}
+
+/// Maps `uid` and `gid` (the caller's) to themselves in the new user
+/// namespace of `/proc/{process}` (a pid, or `self`), with `setgroups`
+/// denied as an unprivileged map requires.
+pub(super) fn keep_ids(
+    process: &str,
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+) -> Result<(), String> {
+    let write = |file: String, text: String| {
+        std::fs::write(&file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
+    };
+    write(format!("/proc/{process}/setgroups"), "deny".into())?;
+    write(format!("/proc/{process}/uid_map"), format!("{uid} {uid} 1"))?;
+    write(format!("/proc/{process}/gid_map"), format!("{gid} {gid} 1"))
 }
 
 /// Waits for init's [`Go`]; exits if its parent died before sending it.

@@ -173,13 +173,9 @@ fn clone_init(
 /// ids and holds every capability: the parent of each init's user namespace,
 /// so that it may enter their network namespaces to reuse them.
 fn own_user_namespace() -> Result<(), String> {
+    // The ids are read before the move, where they are the host's.
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
         .map_err(|e| format!("cannot create the zygote's user namespace: {e}"))?;
-    let write = |file: &str, text: String| {
-        std::fs::write(file, &text).map_err(|e| format!("cannot write {text:?} to {file}: {e}"))
-    };
-    write("/proc/self/setgroups", "deny".into())?;
-    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-    write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+    super::linux::keep_ids("self", uid, gid)
 }
